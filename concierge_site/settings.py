@@ -1,0 +1,219 @@
+"""Settings for the concierge site.
+
+Every value that an operator may change is read from an environment variable here,
+and only here. Each variable, its default and its meaning are listed in the README
+("Settings"). The defaults are the embedded ones: SQLite, the in-memory channel
+layer and local-disk storage under ``var/``, so that a fresh clone runs as it is.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str) -> str:
+    """The environment variable ``name``, or ``default`` when it is unset or empty."""
+    return os.environ.get(name) or default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = env(name, "1" if default else "0").strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r}: expected true or false")
+
+
+def env_number(name: str, default: float) -> float:
+    value = env(name, str(default))
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected a number") from None
+
+
+def env_int(name: str, default: int) -> int:
+    value = env_number(name, default)
+    if value != int(value):
+        raise ImproperlyConfigured(f"{name}={value!r}: expected a whole number")
+    return int(value)
+
+
+# -- Core Django ------------------------------------------------------------------
+
+DATA_DIR = Path(env("CONCIERGE_DATA_DIR", str(BASE_DIR / "var")))
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+DEBUG = env_bool("DJANGO_DEBUG", False)
+# An embedded default key is fine for the loopback default; production sets its own.
+SECRET_KEY = env("DJANGO_SECRET_KEY", "concierge-insecure-default-key-set-DJANGO_SECRET_KEY")
+ALLOWED_HOSTS = [h.strip() for h in env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")]
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in env("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "fileshare",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "concierge_site.urls"
+ASGI_APPLICATION = "concierge_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite by default. WAL and IMMEDIATE transactions let several server processes
+# share the file without "database is locked" on concurrent writers.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env("DATABASE_URL", f"sqlite:///{DATA_DIR / 'concierge.sqlite3'}"),
+        conn_max_age=0,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "fileshare:dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+# -- Channel layer ------------------------------------------------------------------
+
+REDIS_URL = env("REDIS_URL", "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                # Lab clients stay connected for days: a group membership must not
+                # expire under them (channels_redis' default is 24 h).
+                "group_expiry": env_int("CONCIERGE_GROUP_EXPIRY", 10 * 365 * 24 * 3600),
+                # Messages queued per consumer before senders are told it is full.
+                "capacity": env_int("CONCIERGE_CHANNEL_CAPACITY", 1000),
+                "expiry": 60,
+                # Lets several concierges (or test runs) share one Redis.
+                "prefix": env("CONCIERGE_CHANNEL_PREFIX", "concierge"),
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {
+                "group_expiry": env_int("CONCIERGE_GROUP_EXPIRY", 10 * 365 * 24 * 3600),
+                "capacity": env_int("CONCIERGE_CHANNEL_CAPACITY", 1000),
+            },
+        }
+    }
+
+# -- File storage ---------------------------------------------------------------------
+
+FILESHARE_S3_BUCKET = env("FILESHARE_S3_BUCKET", "")
+if FILESHARE_S3_BUCKET:
+    _files_storage = {
+        "BACKEND": "fileshare.s3.StreamingS3Storage",
+        "OPTIONS": {
+            "bucket_name": FILESHARE_S3_BUCKET,
+            "endpoint_url": env("FILESHARE_S3_ENDPOINT_URL", "") or None,
+            "region_name": env("FILESHARE_S3_REGION", "") or None,
+            "access_key": env("FILESHARE_S3_ACCESS_KEY_ID", "") or None,
+            "secret_key": env("FILESHARE_S3_SECRET_ACCESS_KEY", "") or None,
+            "location": env("FILESHARE_S3_PREFIX", ""),
+            "addressing_style": env("FILESHARE_S3_ADDRESSING_STYLE", "") or None,
+            "file_overwrite": True,
+            "default_acl": None,
+            "querystring_expire": 300,
+        },
+    }
+else:
+    _files_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {
+            "location": env("FILESHARE_STORAGE_ROOT", str(DATA_DIR / "files")),
+            # A PUT replaces a file; without this Django silently renames on collision.
+            "allow_overwrite": True,
+        },
+    }
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "fileshare": _files_storage,
+}
+
+# -- The concierge (read by fileshare/conf.py, which holds the defaults) ---------------
+
+CONCIERGE_HOST = env("CONCIERGE_HOST", "127.0.0.1")
+CONCIERGE_PORT = env_int("CONCIERGE_PORT", 64209)
+
+FILESHARE_SECRET = env("FILESHARE_SECRET", "") or None
+FILESHARE_IDENTIFY_TIMEOUT = env_number("FILESHARE_IDENTIFY_TIMEOUT", 5)
+FILESHARE_MAX_UPLOAD_BYTES = env_int("FILESHARE_MAX_UPLOAD_BYTES", 8 * 1024**3)
+FILESHARE_MAX_FRAME_BYTES = env_int("FILESHARE_MAX_FRAME_BYTES", 1024 * 1024)
+FILESHARE_PING_INTERVAL = env_number("FILESHARE_PING_INTERVAL", 5)
+FILESHARE_PING_TIMEOUT = env_number("FILESHARE_PING_TIMEOUT", 10)
+FILESHARE_LEASE_SECONDS = env_number("FILESHARE_LEASE_SECONDS", 15)
+FILESHARE_PUBLIC_ID_IS_KEY = env_bool("FILESHARE_PUBLIC_ID_IS_KEY", False)
+
+# -- Logging: one line per event, never a key. --------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("CONCIERGE_LOG_LEVEL", "INFO")},
+    "loggers": {"django.channels.server": {"level": "WARNING"}},
+}

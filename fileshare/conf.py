@@ -1,0 +1,80 @@
+"""The one module that reads ``FILESHARE_*`` settings.
+
+Values are read at call time, never at import, so ``override_settings`` works in
+tests. Each function documents its default; the README's settings table repeats them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+SERVER_VERSION = "0.2.3"
+"""The protocol version this server speaks (semver, compatible with ``^0.2.0``)."""
+
+SUBPROTOCOL = "ert-concierge"
+
+
+def _get(name: str, default: Any) -> Any:
+    return getattr(settings, name, default)
+
+
+def storage_alias() -> str:
+    """Key in ``STORAGES`` used for client files. Default ``"fileshare"``."""
+    return str(_get("FILESHARE_STORAGE_ALIAS", "fileshare"))
+
+
+def secret() -> str | None:
+    """Shared secret every IDENTIFY must carry; ``None`` (default) accepts any."""
+    value = _get("FILESHARE_SECRET", None)
+    return str(value) if value else None
+
+
+def identify_timeout() -> float:
+    """Seconds a new socket has to send IDENTIFY before close 4004. Default 5."""
+    return float(_get("FILESHARE_IDENTIFY_TIMEOUT", 5))
+
+
+def max_upload_bytes() -> int:
+    """Largest file accepted by PUT/POST (413 above). Default 8 GiB."""
+    return int(_get("FILESHARE_MAX_UPLOAD_BYTES", 8 * 1024**3))
+
+
+def max_frame_bytes() -> int:
+    """Largest websocket message accepted (close 1009 above). Default 1 MiB."""
+    return int(_get("FILESHARE_MAX_FRAME_BYTES", 1024 * 1024))
+
+
+def ping_interval() -> float:
+    """Seconds between protocol pings the server sends. Default 5 (the original's)."""
+    return float(_get("FILESHARE_PING_INTERVAL", 5))
+
+
+def ping_timeout() -> float:
+    """Seconds without a pong before the server drops a socket. Default 10."""
+    return float(_get("FILESHARE_PING_TIMEOUT", 10))
+
+
+def lease_seconds() -> float:
+    """Seconds a server process's lease lasts without renewal. Default 15.
+
+    A process renews its lease every third of this; another process removes the
+    clients of a process whose lease has lapsed, so ghosts go within 2x this.
+    """
+    return float(_get("FILESHARE_LEASE_SECONDS", 15))
+
+
+def public_id_is_key() -> bool:
+    """Restore the original's behaviour: the public id *is* the secret key. Default off."""
+    return bool(_get("FILESHARE_PUBLIC_ID_IS_KEY", False))
+
+
+def max_name_length() -> int:
+    """Longest client or service name accepted. Default 64."""
+    return int(_get("FILESHARE_MAX_NAME_LENGTH", 64))
+
+
+def chunk_size() -> int:
+    """Bytes read or written per step when streaming files. Default 256 KiB."""
+    return int(_get("FILESHARE_CHUNK_SIZE", 256 * 1024))

@@ -1,0 +1,198 @@
+"""The websocket boundary: handshake, sequence numbers, dispatch, close codes.
+
+``ConciergeConsumer`` is the one place where exceptions become socket actions: a
+HandshakeError before HELLO closes the socket with its close code; after HELLO a
+FileshareError becomes its reply payload and the socket stays open; anything
+unexpected is logged and becomes ERROR_INTERNAL (or close 4000 during the
+handshake). No traceback reaches a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from channels.consumer import AsyncConsumer
+from channels.exceptions import StopConsumer
+
+from fileshare import conf, instance, lifecycle, protocol, registry, relay
+from fileshare.exceptions import (
+    BadName,
+    BadSecret,
+    BadVersion,
+    FatalDecode,
+    FileshareError,
+    HandshakeError,
+    IdentifyTimeout,
+    NotIdentified,
+    ProtocolError,
+)
+from fileshare.handlers import HANDLERS
+from fileshare.models import LiveClient
+from fileshare.protocol import CloseCode, JsonObject
+
+logger = logging.getLogger(__name__)
+
+
+def parse_identify(text: str | None) -> registry.Identity:
+    """Validate the first frame; raise the HandshakeError that names what is wrong."""
+    if text is None:
+        raise NotIdentified("the first frame must be a text IDENTIFY frame, not binary")
+    try:
+        payload = protocol.decode(text)
+    except protocol.DecodeError as exc:
+        raise FatalDecode(str(exc)) from None
+    if payload["type"] != "IDENTIFY":
+        raise NotIdentified(f"the first frame must be IDENTIFY, not {payload['type']}")
+    name = payload.get("name")
+    if not protocol.is_valid_name(name, conf.max_name_length()):
+        raise BadName(f"name must be 1-{conf.max_name_length()} letters, digits or '_'")
+    version = payload.get("version")
+    if not protocol.is_compatible_version(version):
+        raise BadVersion(f"version {version!r} is not semver compatible with ^0.2.0")
+    secret = conf.secret()
+    if secret is not None and payload.get("secret") != secret:
+        raise BadSecret("the secret does not match")
+    try:
+        nickname = protocol.field(payload, "nickname", str, optional=True)
+        tags = protocol.string_list(payload, "tags")
+    except protocol.ShapeError as exc:
+        raise FatalDecode(str(exc)) from None
+    return registry.Identity(name=name, nickname=nickname, version=version, tags=tags)  # type: ignore[arg-type]
+
+
+class ConciergeConsumer(AsyncConsumer):
+    """One websocket client on ``/ws``."""
+
+    client: LiveClient
+    seq: int
+
+    def __init__(self) -> None:
+        self.identified = False
+        self.closing = False
+        self.seq = 0
+        self._deadline: asyncio.TimerHandle | None = None
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' dispatch hops to a thread (close_old_connections) before every
+        # message; our database calls manage their connections in their own hop.
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    # -- websocket events ---------------------------------------------------------------
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        offered = self.scope.get("subprotocols") or []
+        chosen = conf.SUBPROTOCOL if conf.SUBPROTOCOL in offered else None
+        # Accept first, always: daphne turns a close before accept into HTTP 403.
+        await self.send({"type": "websocket.accept", "subprotocol": chosen})
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.call_later(conf.identify_timeout(), self._identify_expired)
+
+    def _identify_expired(self) -> None:
+        if not self.identified and not self.closing:
+            asyncio.ensure_future(self._refuse(IdentifyTimeout(f"no IDENTIFY within {conf.identify_timeout():g} s")))
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        if self.closing:
+            return
+        if not self.identified:
+            await self._identify(message.get("text"))
+            return
+        number = self.seq
+        self.seq += 1
+        text = message.get("text")
+        if text is None:
+            reply: JsonObject = ProtocolError("binary frames are not part of the concierge protocol").payload()
+        else:
+            reply = await self._handle(text)
+        reply.setdefault("seq", number)
+        await self.send_payload(reply)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        self.closing = True
+        if self._deadline is not None:
+            self._deadline.cancel()
+        if self.identified:
+            instance.current.local_channels.discard(self.channel_name)
+            try:
+                await lifecycle.leave(self.client.pk, f"socket closed ({message.get('code')})")
+            except Exception:
+                logger.exception("leave failed for %s; the lease sweeper will finish it", self.client.name)
+        raise StopConsumer()
+
+    # -- channel layer events -------------------------------------------------------------
+
+    async def fileshare_frame(self, message: dict[str, Any]) -> None:
+        """A payload relayed from another client or a broadcast."""
+        if self.identified and not self.closing:
+            await self.send({"type": "websocket.send", "text": message["text"]})
+
+    async def fileshare_kick(self, message: dict[str, Any]) -> None:
+        """Close the socket on request (dashboard, lapsed lease)."""
+        await self.close(int(message["code"]), str(message.get("reason", "")))
+
+    # -- handshake and dispatch -----------------------------------------------------------
+
+    async def _identify(self, text: str | None) -> None:
+        try:
+            identity = parse_identify(text)
+            instance_id = await instance.current.ensure_started()
+            self.client = await registry.register(identity, self.channel_name, instance_id)
+        except HandshakeError as exc:
+            await self._refuse(exc)
+            return
+        except Exception:
+            logger.exception("IDENTIFY failed")
+            await self._refuse(FileshareError("internal error during IDENTIFY"))
+            return
+        self.identified = True
+        if self._deadline is not None:
+            self._deadline.cancel()
+        instance.current.local_channels.add(self.channel_name)
+        info = self.client.info()
+        await self.send_payload(
+            {"type": "HELLO", "uuid": str(self.client.key), "version": conf.SERVER_VERSION, "client": info}
+        )
+        # Everyone already present hears of the newcomer; then it joins the group.
+        await relay.broadcast({"type": "CLIENT_JOINED", "client": info})
+        await relay.join(self.channel_name)
+        await relay.notify_dashboard("client_joined", client=identity.name)
+        logger.info("client %s identified", identity.name)
+
+    async def _handle(self, text: str) -> JsonObject:
+        try:
+            payload = protocol.decode(text)
+            handler = HANDLERS.get(payload["type"])
+            if handler is None:
+                return {"type": "ERROR_UNSUPPORTED", "desc": f"unsupported payload type {payload['type']!r}"}
+            return await handler(self, payload)
+        except (protocol.DecodeError, protocol.ShapeError) as exc:
+            return ProtocolError(str(exc)).payload()
+        except FileshareError as exc:
+            return exc.payload()
+        except Exception:
+            logger.exception("handler failed for a frame from %s", self.client.name)
+            return FileshareError("internal error; the request was not completed").payload()
+
+    async def _refuse(self, exc: FileshareError) -> None:
+        if self.closing:
+            return
+        logger.info("handshake refused (%s): %s", int(exc.close_code), exc.detail)
+        await self.close(int(exc.close_code), exc.detail)
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close the socket with ``code``; the reason is truncated to fit a close frame."""
+        if self.closing:
+            return
+        self.closing = True
+        await self.send({"type": "websocket.close", "code": code, "reason": reason.encode()[:120].decode(errors="ignore")})
+
+    async def send_payload(self, payload: JsonObject) -> None:
+        await self.send({"type": "websocket.send", "text": protocol.encode(payload)})
+
+
+__all__ = ["CloseCode", "ConciergeConsumer", "parse_identify"]

@@ -1,0 +1,163 @@
+"""Client files: the storage blobs and their index rows, kept in step.
+
+An upload is written to a fresh blob first and indexed only once complete, in a
+transaction that also checks that the owner is still connected; a replaced file's
+old blob is deleted after the swap. So the index never points at a partial blob,
+and a blob without a row (a crash between the two writes) is an orphan that
+``manage.py fileshare_reconcile`` removes. Async functions here are the API for
+views and consumers; the sync ``_`` functions run in worker threads.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from asgiref.sync import sync_to_async
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from fileshare import conf, paths, storage
+from fileshare.exceptions import ChecksumMismatch, Conflict, NotFound, OwnerLeft
+from fileshare.models import LiveClient, StoredFile
+from fileshare.registry import db
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Where an upload goes and what it must satisfy."""
+
+    owner_id: int
+    folder: str
+    path: str
+    limit: int
+    expected_sha256: str | None = None
+
+
+def guess_type(path: str) -> str:
+    """A content type from the file name; ``application/octet-stream`` if unknown."""
+    return mimetypes.guess_type(path, strict=False)[0] or "application/octet-stream"
+
+
+def _owner_still_live(owner_id: int) -> None:
+    if not LiveClient.objects.filter(pk=owner_id, left_at__isnull=True).exists():
+        raise OwnerLeft("the folder's owner disconnected during the upload; nothing was stored")
+
+
+def _check_conflicts(owner_id: int, path: str) -> None:
+    clash = StoredFile.objects.filter(owner_id=owner_id).filter(
+        Q(path__in=paths.parents(path)) | Q(path__startswith=path + "/")
+    )
+    if clash.exists():
+        other = clash.values_list("path", flat=True).first()
+        raise Conflict(f"{path!r} clashes with {other!r}: a path cannot be both a file and a folder")
+
+
+def _store(upload: Upload, source: storage.Readable) -> StoredFile:
+    _check_conflicts(upload.owner_id, upload.path)
+    blob = storage.new_blob_name(upload.folder, upload.path)
+    reader = storage.CountingReader(source, upload.limit, lambda: _owner_still_live(upload.owner_id))
+    storage.save_blob(blob, reader)
+    digest = reader.sha256.hexdigest()
+    old_blob = None
+    try:
+        if upload.expected_sha256 is not None and digest != upload.expected_sha256:
+            raise ChecksumMismatch(
+                f"the body's SHA-256 is {digest}, not the {upload.expected_sha256} the request declared"
+            )
+        with transaction.atomic():
+            _owner_still_live(upload.owner_id)
+            _check_conflicts(upload.owner_id, upload.path)
+            now = timezone.now()
+            row = StoredFile.objects.select_for_update().filter(
+                owner_id=upload.owner_id, path=upload.path
+            ).first()
+            if row is None:
+                row = StoredFile(owner_id=upload.owner_id, path=upload.path)
+            else:
+                old_blob = row.blob
+            row.blob = blob
+            row.size = reader.count
+            row.content_type = guess_type(upload.path)
+            row.sha256 = digest
+            row.modified_at = now
+            row.save()
+    except BaseException:
+        storage.delete_blob(blob)
+        raise
+    if old_blob:
+        storage.delete_blob(old_blob)
+    return row
+
+
+async def store(upload: Upload, source: storage.Readable) -> StoredFile:
+    """Write ``source`` (read in chunks, in a worker thread) as ``upload.path``.
+
+    Raises TooLarge, Conflict, ChecksumMismatch or OwnerLeft; nothing is left in
+    storage or the index when it raises.
+    """
+    return await sync_to_async(_store, thread_sensitive=False)(upload, source)
+
+
+def _find(owner_name: str, path: str) -> StoredFile:
+    row = (
+        StoredFile.objects.select_related("owner")
+        .filter(owner__name=owner_name, owner__left_at__isnull=True, path=path)
+        .first()
+    )
+    if row is None:
+        if not LiveClient.objects.filter(name=owner_name, left_at__isnull=True).exists():
+            raise NotFound(f"no live client is named {owner_name!r}")
+        raise NotFound(f"{owner_name} has no file {path!r}")
+    return row
+
+
+find = db(_find)
+"""``await find(owner_name, path)`` -> the index row; raises NotFound."""
+
+
+def _remove(owner_id: int, path: str) -> None:
+    with transaction.atomic():
+        row = StoredFile.objects.select_for_update().filter(owner_id=owner_id, path=path).first()
+        if row is None:
+            raise NotFound(f"no file {path!r} in this folder")
+        blob = row.blob
+        row.delete()
+    storage.delete_blob(blob)
+
+
+async def remove(owner_id: int, path: str) -> None:
+    """Delete one file (index row first, then the blob); raises NotFound."""
+    await sync_to_async(_remove, thread_sensitive=False)(owner_id, path)
+
+
+def _remove_folder(owner_id: int, folder: str) -> int:
+    StoredFile.objects.filter(owner_id=owner_id).delete()
+    return storage.delete_folder(folder)
+
+
+async def remove_folder(owner_id: int, folder: str) -> int:
+    """Delete every file of a client, by folder prefix; returns how many blobs went."""
+    return await sync_to_async(_remove_folder, thread_sensitive=False)(owner_id, folder)
+
+
+async def read_chunks(blob: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    """Stream a blob's bytes ``[start, end)`` in chunks, one worker-thread read per chunk."""
+    handle = await sync_to_async(storage.open_blob, thread_sensitive=False)(blob, start, end)
+    remaining = None if end is None else end - start
+    size = conf.chunk_size()
+    try:
+        while remaining is None or remaining > 0:
+            want = size if remaining is None else min(size, remaining)
+            chunk = await sync_to_async(handle.read, thread_sensitive=False)(want)
+            if not chunk:
+                break
+            if remaining is not None:
+                remaining -= len(chunk)
+            yield chunk
+    finally:
+        await sync_to_async(handle.close, thread_sensitive=False)()
+

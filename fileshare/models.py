@@ -1,0 +1,124 @@
+"""The shared state of the concierge: every server process reads and writes these.
+
+A live client, its services and subscriptions, and the index of its files are
+rows, not one process's memory, so that names are unique across processes (a
+unique constraint settles two IDENTIFYs racing for a name) and a key issued by one
+process authorises a request served by another. Server processes hold a lease
+(``ServerInstance.heartbeat_at``); a process whose lease lapses is presumed dead
+and its clients are removed by another (``fileshare.instance``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import models
+
+
+class ServerInstance(models.Model):
+    """One running server process, alive while its heartbeat is recent."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    hostname = models.CharField(max_length=255)
+    pid = models.IntegerField()
+    started_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.hostname}:{self.pid}"
+
+
+class LiveClient(models.Model):
+    """A client that has sent IDENTIFY and got HELLO, until it leaves."""
+
+    name = models.CharField(max_length=255, unique=True)
+    nickname = models.CharField(max_length=255, null=True, blank=True)
+    tags = models.JSONField(default=list)
+    version = models.CharField(max_length=64)
+    # The secret key (HELLO's uuid) authorises the file API; never shown to others.
+    key = models.UUIDField(unique=True, editable=False)
+    # The public id other clients see and address.
+    public_id = models.UUIDField(unique=True, editable=False)
+    channel_name = models.CharField(max_length=255, unique=True)
+    # Storage prefix of this session's files: unique per connection, so a name
+    # reused after a leave never meets the files of the one before.
+    folder = models.CharField(max_length=255, unique=True)
+    instance = models.ForeignKey(ServerInstance, on_delete=models.PROTECT, related_name="clients")
+    connected_at = models.DateTimeField(auto_now_add=True)
+    # Set when the leave sequence starts: the key is refused from that moment.
+    left_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def info(self) -> dict[str, Any]:
+        """Client info as PROTOCOL.md defines it (public id, never the key)."""
+        return {
+            "name": self.name,
+            "nickname": self.nickname,
+            "uuid": str(self.public_id),
+            "tags": list(self.tags),
+        }
+
+
+class Service(models.Model):
+    """A pub/sub service owned by one client; deleted when its owner leaves."""
+
+    name = models.CharField(max_length=255, unique=True)
+    nickname = models.CharField(max_length=255, null=True, blank=True)
+    owner = models.ForeignKey(LiveClient, on_delete=models.CASCADE, related_name="services")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Subscription(models.Model):
+    """A client subscribed to a service."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="subscriptions")
+    client = models.ForeignKey(LiveClient, on_delete=models.CASCADE, related_name="subscriptions")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["service", "client"], name="fileshare_one_subscription")
+        ]
+        ordering = ["created_at", "id"]
+
+
+class StoredFile(models.Model):
+    """The file index: one row per complete, visible file.
+
+    The bytes live in storage under ``blob``, a name unique to this upload; the
+    row is written only after the blob is complete, so a half-written upload is
+    never listed or served, and a PUT that replaces a file swaps the blob in one
+    transaction. ``file_id`` is unique across the server and stays the same while
+    a path exists, including across replacements.
+    """
+
+    file_id = models.AutoField(primary_key=True)
+    owner = models.ForeignKey(LiveClient, on_delete=models.CASCADE, related_name="files")
+    path = models.CharField(max_length=1024)
+    blob = models.CharField(max_length=1024, unique=True)
+    size = models.BigIntegerField()
+    content_type = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    modified_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "path"], name="fileshare_one_path_per_owner")
+        ]
+        ordering = ["owner_id", "path"]
+
+    def __str__(self) -> str:
+        return f"{self.owner_id}:{self.path}"

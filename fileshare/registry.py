@@ -1,0 +1,174 @@
+"""The live-client registry: an async API over the shared tables.
+
+This is where the socket side crosses into the (synchronous) ORM. Callers in
+async code await these functions and never touch the models directly. Lookups
+raise the protocol's exceptions so that callers only have to let them bubble.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from fileshare import conf
+from fileshare.exceptions import DuplicateName, InvalidName, InvalidService, InvalidUuid, Unauthorized
+from fileshare.models import LiveClient, Service, ServerInstance, Subscription
+
+
+def db(func: Any) -> Any:
+    """Run an ORM function in Django's thread for database work (thread_sensitive)."""
+    return sync_to_async(func, thread_sensitive=True)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What IDENTIFY asks for; validated by the consumer before it gets here."""
+
+    name: str
+    nickname: str | None
+    version: str
+    tags: list[str]
+
+
+def _register(identity: Identity, channel_name: str, instance_id: uuid.UUID) -> LiveClient:
+    key = uuid.uuid4()
+    public_id = key if conf.public_id_is_key() else uuid.uuid4()
+    try:
+        with transaction.atomic():
+            return LiveClient.objects.create(
+                name=identity.name,
+                nickname=identity.nickname,
+                version=identity.version,
+                tags=identity.tags,
+                key=key,
+                public_id=public_id,
+                channel_name=channel_name,
+                folder=f"{identity.name}.{uuid.uuid4().hex[:16]}",
+                instance_id=instance_id,
+            )
+    except IntegrityError:
+        if LiveClient.objects.filter(name=identity.name).exists():
+            raise DuplicateName(f"the name {identity.name!r} is taken by a live client") from None
+        raise
+
+
+register = db(_register)
+"""``await register(identity, channel_name, instance_id)`` -> LiveClient; raises DuplicateName."""
+
+
+def _by_key(key: str | uuid.UUID) -> LiveClient:
+    try:
+        value = key if isinstance(key, uuid.UUID) else uuid.UUID(str(key))
+    except ValueError:
+        raise Unauthorized("the key is not a UUID") from None
+    client = LiveClient.objects.filter(key=value, left_at__isnull=True).first()
+    if client is None:
+        raise Unauthorized("no live client has that key")
+    return client
+
+
+by_key = db(_by_key)
+"""``await by_key(key)`` -> the live client holding the secret key; raises Unauthorized."""
+
+
+def _by_name(name: str) -> LiveClient:
+    client = LiveClient.objects.filter(name=name, left_at__isnull=True).first()
+    if client is None:
+        raise InvalidName(f"no live client is named {name!r}", name=name)
+    return client
+
+
+by_name = db(_by_name)
+"""``await by_name(name)`` -> LiveClient; raises InvalidName."""
+
+
+def _by_public_id(public_id: str) -> LiveClient:
+    try:
+        value = uuid.UUID(public_id)
+    except (ValueError, AttributeError, TypeError):
+        raise InvalidUuid(f"{public_id!r} is not a UUID", uuid=public_id) from None
+    client = LiveClient.objects.filter(public_id=value, left_at__isnull=True).first()
+    if client is None:
+        raise InvalidUuid(f"no live client has the id {public_id}", uuid=public_id)
+    return client
+
+
+by_public_id = db(_by_public_id)
+"""``await by_public_id(uuid)`` -> LiveClient; raises InvalidUuid."""
+
+
+def _get(client_id: int) -> LiveClient | None:
+    return LiveClient.objects.filter(pk=client_id).first()
+
+
+get = db(_get)
+"""``await get(pk)`` -> the client row or None (also while it is leaving)."""
+
+
+def _all_clients() -> list[dict[str, Any]]:
+    return [c.info() for c in LiveClient.objects.filter(left_at__isnull=True)]
+
+
+all_clients = db(_all_clients)
+
+
+def _service(name: str) -> Service:
+    service = Service.objects.select_related("owner").filter(name=name).first()
+    if service is None:
+        raise InvalidService(f"no service is named {name!r}", service=name)
+    return service
+
+
+service = db(_service)
+"""``await service(name)`` -> Service with its owner; raises InvalidService."""
+
+
+def service_info(service: Service) -> dict[str, Any]:
+    """Service info as PROTOCOL.md defines it. Call from a sync (database) context."""
+    return {
+        "name": service.name,
+        "nickname": service.nickname,
+        "owner_uuid": str(service.owner.public_id),
+        "subscribers": [
+            str(s.client.public_id) for s in service.subscriptions.select_related("client")
+        ],
+    }
+
+
+def _subscriptions_of(client_id: int) -> list[str]:
+    return list(
+        Subscription.objects.filter(client_id=client_id)
+        .order_by("service__name")
+        .values_list("service__name", flat=True)
+    )
+
+
+subscriptions_of = db(_subscriptions_of)
+"""``await subscriptions_of(client_pk)`` -> names of the services a client has joined."""
+
+
+def _release(client_id: int) -> None:
+    LiveClient.objects.filter(pk=client_id).delete()
+
+
+release = db(_release)
+"""``await release(pk)``: delete the client row; its name becomes free."""
+
+
+def _mark_leaving(client_id: int) -> bool:
+    return bool(
+        LiveClient.objects.filter(pk=client_id, left_at__isnull=True).update(left_at=timezone.now())
+    )
+
+
+mark_leaving = db(_mark_leaving)
+"""``await mark_leaving(pk)`` -> True for the first caller; from then the key is refused."""
+
+
+def instance_exists(instance_id: uuid.UUID) -> bool:
+    return ServerInstance.objects.filter(pk=instance_id).exists()

@@ -1,0 +1,78 @@
+"""Delivery over the channel layer: to one client, to everyone, to the dashboard.
+
+Payloads are encoded once here and travel as ready text, so a broadcast to a
+thousand clients costs one ``json.dumps``. Every consumer handles the event types
+named here (``fileshare.frame`` and ``fileshare.kick``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.exceptions import ChannelFull
+from channels.layers import get_channel_layer
+
+from fileshare.exceptions import TargetBusy
+from fileshare.protocol import JsonObject, encode
+
+CLIENTS_GROUP = "fileshare.clients"
+"""Every identified client's channel."""
+
+DASHBOARD_GROUP = "fileshare.dashboard"
+"""Every open dashboard page's channel."""
+
+
+def _layer() -> Any:
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("CHANNEL_LAYERS has no default layer")
+    return layer
+
+
+async def deliver(channel_name: str, payload: JsonObject) -> None:
+    """Send one payload to one client; raise TargetBusy when its queue is full."""
+    try:
+        await _layer().send(channel_name, {"type": "fileshare.frame", "text": encode(payload)})
+    except ChannelFull:
+        raise TargetBusy("the receiver is not keeping up: its queue is full and the message was not delivered") from None
+
+
+async def deliver_many(channel_names: list[str], payload: JsonObject) -> list[str]:
+    """Send one payload to several clients; returns the channels that were full."""
+    layer = _layer()
+    message = {"type": "fileshare.frame", "text": encode(payload)}
+    full = []
+    for name in channel_names:
+        try:
+            await layer.send(name, message)
+        except ChannelFull:
+            full.append(name)
+    return full
+
+
+async def broadcast(payload: JsonObject) -> None:
+    """Send one payload to every identified client."""
+    await _layer().group_send(CLIENTS_GROUP, {"type": "fileshare.frame", "text": encode(payload)})
+
+
+async def kick(channel_name: str, code: int, reason: str) -> None:
+    """Ask the consumer behind ``channel_name`` to close its socket with ``code``."""
+    try:
+        await _layer().send(channel_name, {"type": "fileshare.kick", "code": code, "reason": reason})
+    except ChannelFull:
+        pass  # the consumer is gone or stuck; the lease sweeper ends it either way
+
+
+async def join(channel_name: str) -> None:
+    """Add a client's channel to the broadcast group."""
+    await _layer().group_add(CLIENTS_GROUP, channel_name)
+
+
+async def part(channel_name: str) -> None:
+    """Remove a client's channel from the broadcast group."""
+    await _layer().group_discard(CLIENTS_GROUP, channel_name)
+
+
+async def notify_dashboard(event: str, **data: Any) -> None:
+    """Tell open dashboards that something changed (``event`` names what)."""
+    await _layer().group_send(DASHBOARD_GROUP, {"type": "fileshare.dashboard", "event": event, **data})
