@@ -14,6 +14,13 @@ from daphne import ws_protocol
 
 
 class ReasonedWebSocketProtocol(ws_protocol.WebSocketProtocol):  # type: ignore[misc]
+    def _connectionMade(self) -> None:
+        super()._connectionMade()
+        # Autobahn drops the TCP connection on a protocol failure (such as a frame
+        # over the size limit) unless told to send the close frame: 1009 then
+        # reaches the client with its reason.
+        self.failByDrop = False
+
     def handle_reply(self, message: dict[str, Any]) -> None:
         if message.get("type") == "websocket.close" and self.state != self.STATE_CONNECTING:
             reason = str(message.get("reason") or "").encode()[:123].decode(errors="ignore")

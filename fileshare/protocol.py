@@ -44,10 +44,10 @@ class ShapeError(ValueError):
     """A field is missing or has the wrong JSON type."""
 
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
+NAME_RE = re.compile(r"[A-Za-z0-9_]+")
 SEMVER_RE = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
+    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
 )
 
 
@@ -71,14 +71,14 @@ def encode(payload: JsonObject) -> str:
 
 def is_valid_name(name: object, max_length: int) -> bool:
     """Letters, digits and ``_`` only, 1 to ``max_length`` characters (ASCII)."""
-    return isinstance(name, str) and 0 < len(name) <= max_length and bool(NAME_RE.match(name))
+    return isinstance(name, str) and 0 < len(name) <= max_length and bool(NAME_RE.fullmatch(name))
 
 
 def is_compatible_version(version: object) -> bool:
     """True for a semver string compatible with ``^0.2.0`` (that is, 0.2.x)."""
     if not isinstance(version, str):
         return False
-    match = SEMVER_RE.match(version)
+    match = SEMVER_RE.fullmatch(version)
     return bool(match) and match.group(1) == "0" and match.group(2) == "2"
 
 

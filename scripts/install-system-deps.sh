@@ -61,7 +61,9 @@ fi
 apt_log="$(mktemp)"
 trap 'rm -f "$apt_log"' EXIT
 run_apt() {
-    if ! "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "$@" >>"$apt_log" 2>&1; then
+    # Wait for the dpkg lock (another install may be running) instead of failing.
+    if ! "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get -o DPkg::Lock::Timeout=300 "$@" >>"$apt_log" 2>&1; then
         log "ERROR: apt-get $* failed:"
         cat "$apt_log" >&2
         exit 1
