@@ -113,3 +113,31 @@ def make_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     yield make
     for group in made:
         group.close()
+
+
+# -- Storage backends: the file-API suite runs on each. --------------------------------------
+
+BACKENDS = ["disk"]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def storage_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Environment selecting a storage backend for a server."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def files_server(tmp_path_factory: pytest.TempPathFactory, storage_env: dict[str, str]) -> Iterator[ServerProcess]:
+    """One server per storage backend, for the file-API suite."""
+    data_dir = tmp_path_factory.mktemp("files")
+    env = base_env(data_dir, **storage_env)
+    manage(env, "migrate", "-v0")
+    process = start_server(env, data_dir)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def spawn_files_server(spawn: Spawn, storage_env: dict[str, str]) -> Spawn:
+    """``spawn`` on the storage backend under test."""
+    return lambda **overrides: spawn(**{**storage_env, **overrides})

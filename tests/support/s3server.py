@@ -36,7 +36,9 @@ What the harness does about SeaweedFS's quirks
 ----------------------------------------------
 * Every port is chosen free on 127.0.0.1 and passed explicitly, gRPC ones too
   (``-master.port.grpc`` ...), so the default "HTTP port + 10000" rule never
-  applies.  The Iceberg (8181) and Lance (9101) listeners that ``-s3`` starts
+  applies.  They are drawn outside the kernel's ephemeral range, because weed
+  dials itself a lot while it starts; if weed still dies with "address already
+  in use", the harness retries with new ports.  The Iceberg (8181) and Lance (9101) listeners that ``-s3`` starts
   by default are turned off (port 0); telemetry is off.
 * ``weed`` logs to its stdout/stderr only (``-logtostderr``), captured in
   ``<workdir>/weed.log``; otherwise glog litters ``$TMPDIR`` with files.
@@ -59,6 +61,8 @@ import importlib.metadata
 import json
 import os
 import pathlib
+import random
+import secrets
 import shutil
 import signal
 import socket
@@ -66,7 +70,7 @@ import subprocess
 import sys
 import sysconfig
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 if TYPE_CHECKING:  # boto3 is imported lazily, so this module imports without it.
     from botocore.client import BaseClient as S3Client
@@ -78,8 +82,6 @@ WEED_BINARY_ENV = "WEED_BINARY"
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_BUCKET = "concierge-test"
-DEFAULT_ACCESS_KEY = "concierge-test-access-key"
-DEFAULT_SECRET_KEY = "concierge-test-secret-key"
 DEFAULT_REGION = "us-east-1"
 STARTUP_TIMEOUT = 60.0
 STOP_GRACE = 5.0
@@ -323,15 +325,19 @@ def start_s3_server(
     workdir: pathlib.Path,
     bucket: str = DEFAULT_BUCKET,
     *,
-    access_key: str = DEFAULT_ACCESS_KEY,
-    secret_key: str = DEFAULT_SECRET_KEY,
+    access_key: str | None = None,
+    secret_key: str | None = None,
     region: str = DEFAULT_REGION,
     timeout: float = STARTUP_TIMEOUT,
     weed: str | None = None,
+    extra_args: Sequence[str] = (),
 ) -> S3Server:
     """Start ``weed server -s3`` on free 127.0.0.1 ports, wait for it, create ``bucket``.
 
     Data, config and ``weed.log`` go under ``workdir`` (created if needed).
+    The access and secret keys are random unless given, so a client can never
+    reach some other test's server by mistake.  ``extra_args`` are appended to
+    the ``weed server`` command line.
     Returns once the bucket exists and a probe object could be written and
     deleted.  Raises RuntimeError, with the tail of weed's log, when the binary
     is missing or the server does not come up within ``timeout`` seconds.
@@ -342,11 +348,14 @@ def start_s3_server(
         raise RuntimeError(weed_missing_reason())
     workdir = pathlib.Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
+    access_key = access_key or f"concierge-{secrets.token_hex(8)}"
+    secret_key = secret_key or secrets.token_urlsafe(30)
     last_error: RuntimeError | None = None
     for attempt in range(1, _PORT_ATTEMPTS + 1):
         try:
             return _start_once(
-                binary, workdir, bucket, access_key, secret_key, region, timeout, attempt
+                binary, workdir, bucket, access_key, secret_key, region, timeout, attempt,
+                list(extra_args),
             )
         except _PortTakenError as error:  # a port was grabbed between pick and bind
             last_error = RuntimeError(str(error))
@@ -367,6 +376,7 @@ def _start_once(
     region: str,
     timeout: float,
     attempt: int,
+    extra_args: list[str],
 ) -> S3Server:
     """Start weed once with freshly picked ports; see :func:`start_s3_server`."""
     data_dir = workdir / "data"
@@ -380,7 +390,7 @@ def _start_once(
     config_path.chmod(0o600)
 
     ports = dict(zip((name for name, _ in _PORT_FLAGS), _free_ports(len(_PORT_FLAGS))))
-    command = weed_command(binary, data_dir, home, config_path, ports)
+    command = weed_command(binary, data_dir, home, config_path, ports) + extra_args
     log_path = workdir / LOG_NAME
     log_file = open(log_path, "ab")  # noqa: SIM115 (closed by S3Server.stop)
     log_file.write(f"\n=== attempt {attempt}: {' '.join(command)}\n".encode())
@@ -475,17 +485,44 @@ def _child_env(home: pathlib.Path) -> dict[str, str]:
 
 
 def _free_ports(count: int) -> list[int]:
-    """Return ``count`` distinct TCP ports that are free on 127.0.0.1 right now."""
+    """Return ``count`` distinct TCP ports that are free on 127.0.0.1 right now.
+
+    They are drawn at random from outside the kernel's ephemeral range: weed
+    opens many loopback connections to itself while it starts, and an
+    outgoing connection's local port must not take a port it is about to
+    listen on.  A clash with another process is left to the caller's retry.
+    """
+    pool = _port_pool()
+    rng = random.SystemRandom()
     sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
+        for _ in range(count * 50):
+            if len(sockets) == count:
+                break
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((LOOPBACK, 0))
+            try:
+                sock.bind((LOOPBACK, rng.choice(pool) if pool else 0))
+            except OSError:
+                sock.close()
+                continue
             sockets.append(sock)
+        if len(sockets) < count:
+            raise RuntimeError(f"could not find {count} free ports on {LOOPBACK}")
         return [sock.getsockname()[1] for sock in sockets]
     finally:
         for sock in sockets:
             sock.close()
+
+
+def _port_pool() -> list[int]:
+    """Ports 20000-65535 outside the ephemeral range (empty: let the kernel pick)."""
+    try:
+        text = pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        low, high = (int(part) for part in text.split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    pool = [port for port in range(20000, 65536) if not low <= port <= high]
+    return pool if len(pool) >= 1000 else []
 
 
 def _wait_until_ready(server: S3Server, process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -527,6 +564,12 @@ def _wait_until_ready(server: S3Server, process: subprocess.Popen[bytes], timeou
                     f"{server.log_path}:\n{server.log_tail()}"
                 )
             time.sleep(0.2)
+    code = process.poll()
+    if code is not None:  # answered by some other process on our port?
+        raise RuntimeError(
+            f"weed exited with code {code} during startup; last lines of "
+            f"{server.log_path}:\n{server.log_tail()}"
+        )
 
 
 def _create_bucket(client: S3Client, bucket: str) -> None:
