@@ -135,7 +135,10 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 defaults socket_timeout to 5 s, which aborts the
+                # blocking BZPOPMIN that channels_redis waits on (channels_redis
+                # issue 422): every idle consumer would die with 1011.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None, "socket_connect_timeout": 5}],
                 # Lab clients stay connected for days: a group membership must not
                 # expire under them (channels_redis' default is 24 h).
                 "group_expiry": env_int("CONCIERGE_GROUP_EXPIRY", 10 * 365 * 24 * 3600),

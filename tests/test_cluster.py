@@ -1,0 +1,95 @@
+"""Two daphne processes sharing PostgreSQL and Redis behave as one concierge."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from tests.conftest import Cluster
+from tests.support.clients import connect, identify_payload
+
+pytestmark = pytest.mark.cluster
+
+
+async def _identify(ws_url: str, name: str) -> tuple[str, int | None, websockets.ClientConnection]:
+    ws = await websockets.connect(ws_url)
+    await ws.send(json.dumps(identify_payload(name)))
+    try:
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        return reply["type"], None, ws
+    except websockets.ConnectionClosed as exc:
+        return "CLOSED", exc.rcvd.code if exc.rcvd else None, ws
+
+
+async def test_two_identifies_with_one_name_at_once_on_two_processes_exactly_one_wins(cluster: Cluster, name: str) -> None:
+    a, b = cluster.processes
+    for round_ in range(5):
+        racer = f"{name}_{round_}"
+        results = await asyncio.gather(*(_identify(p.ws_url, racer) for p in (a, b, a, b)))
+        outcomes = sorted((kind, code) for kind, code, _ in results)
+        assert outcomes == [("CLOSED", 4005)] * 3 + [("HELLO", None)], outcomes
+        for _, _, ws in results:
+            await ws.close()
+
+
+async def test_a_key_issued_by_one_process_authorises_requests_served_by_the_other(cluster: Cluster, name: str) -> None:
+    a, b = cluster.processes
+    owner = await connect(a.ws_url, name)
+    reader = await connect(b.ws_url, name + "_r")
+    async with httpx.AsyncClient() as http:
+        put = await http.put(f"{b.url}/fs/{name}/x.txt", content=b"via B", headers={"Authorization": owner.key})
+        assert put.status_code == 201
+        got = await http.get(f"{a.url}/fs/{name}/x.txt", headers={"Authorization": reader.key})
+        assert (got.status_code, got.content) == (202, b"via B")
+        await owner.close()
+        await reader.expect(lambda p: p["type"] == "CLIENT_LEFT" and p["client"]["name"] == name)
+        refused = await http.put(f"{b.url}/fs/{name}/x.txt", content=b"late", headers={"Authorization": owner.key})
+        assert refused.status_code == 401
+        assert (await http.get(f"{b.url}/fs/{name}/x.txt", headers={"Authorization": reader.key})).status_code == 404
+    await reader.close()
+
+
+async def test_a_name_taken_on_one_process_is_refused_on_the_other(cluster: Cluster, name: str) -> None:
+    a, b = cluster.processes
+    holder = await connect(a.ws_url, name)
+    kind, code, ws = await _identify(b.ws_url, name)
+    assert (kind, code) == ("CLOSED", 4005)
+    await ws.close()
+    await holder.close()
+
+
+async def test_a_killed_process_is_cleaned_up_by_another_within_30_s(make_cluster, name: str) -> None:  # type: ignore[no-untyped-def]
+    group: Cluster = make_cluster(FILESHARE_LEASE_SECONDS="6")
+    a = group.start()
+    b = group.start()
+    doomed = await connect(a.ws_url, name)
+    survivor = await connect(b.ws_url, name + "_s")
+    async with httpx.AsyncClient() as http:
+        put = await http.put(f"{a.url}/fs/{name}/f.bin", content=b"ghost data", headers={"Authorization": doomed.key})
+        assert put.status_code == 201
+        create = await doomed.request({"type": "SERVICE_CREATE", "service": f"svc_{name}"})
+        assert create["successful"]
+        await survivor.expect("SERVICE_CREATE_RESULT")
+        folder = list(Path(group.root / "files").glob(f"{name}.*"))
+        assert len(folder) == 1
+
+        a.kill()
+        started = time.monotonic()
+        deleted = await survivor.expect("SERVICE_DELETE_RESULT", timeout=30)
+        left = await survivor.expect(lambda p: p["type"] == "CLIENT_LEFT" and p["client"]["name"] == name, timeout=30)
+        elapsed = time.monotonic() - started
+        assert elapsed < 30
+        assert deleted["service"]["name"] == f"svc_{name}"
+        assert left["client"]["uuid"] == doomed.public_id
+        assert not folder[0].exists()
+        assert (await http.get(f"{b.url}/fs/{name}/f.bin", headers={"Authorization": survivor.key})).status_code == 404
+        assert (await http.get(f"{b.url}/fs/{name}/f.bin", headers={"Authorization": doomed.key})).status_code == 401
+    again = await connect(b.ws_url, name)  # the name is free
+    await again.close()
+    await survivor.close()
