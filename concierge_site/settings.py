@@ -205,6 +205,7 @@ FILESHARE_SECRET = env("FILESHARE_SECRET", "") or None
 FILESHARE_IDENTIFY_TIMEOUT = env_number("FILESHARE_IDENTIFY_TIMEOUT", 5)
 FILESHARE_MAX_UPLOAD_BYTES = env_int("FILESHARE_MAX_UPLOAD_BYTES", 8 * 1024**3)
 FILESHARE_MAX_FRAME_BYTES = env_int("FILESHARE_MAX_FRAME_BYTES", 1024 * 1024)
+FILESHARE_MAX_OUTBOUND_BYTES = env_int("FILESHARE_MAX_OUTBOUND_BYTES", 16 * 1024 * 1024)
 FILESHARE_PING_INTERVAL = env_number("FILESHARE_PING_INTERVAL", 5)
 FILESHARE_PING_TIMEOUT = env_number("FILESHARE_PING_TIMEOUT", 10)
 FILESHARE_LEASE_SECONDS = env_number("FILESHARE_LEASE_SECONDS", 15)
@@ -220,3 +221,21 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("CONCIERGE_LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
+
+# -- pw_file's flat file system (docs/pw_file.md) --------------------------------------
+
+
+def env_published(name: str) -> list[tuple[str, str]]:
+    """``name=/abs/path,other=/abs/path2`` -> ordered (name, path) pairs; ``=/path`` is unnamed."""
+    pairs = []
+    for item in env(name, "").split(","):
+        if not item.strip():
+            continue
+        entry_name, sep, local_path = item.partition("=")
+        if not sep or not local_path.strip():
+            raise ImproperlyConfigured(f"{name}: {item.strip()!r} is not name=/absolute/path")
+        pairs.append((entry_name.strip(), local_path.strip()))
+    return pairs
+
+
+FILESHARE_PUBLISHED = env_published("FILESHARE_PUBLISHED")

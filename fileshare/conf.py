@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 SERVER_VERSION = "0.2.3"
 """The protocol version this server speaks (semver, compatible with ``^0.2.0``)."""
@@ -46,6 +47,12 @@ def max_frame_bytes() -> int:
     return int(_get("FILESHARE_MAX_FRAME_BYTES", 1024 * 1024))
 
 
+def max_outbound_bytes() -> int:
+    """Bytes that may wait to be sent to one websocket client before it is dropped
+    as too slow (the slow-consumer policy). Default 16 MiB."""
+    return int(_get("FILESHARE_MAX_OUTBOUND_BYTES", 16 * 1024 * 1024))
+
+
 def ping_interval() -> float:
     """Seconds between protocol pings the server sends. Default 5 (the original's)."""
     return float(_get("FILESHARE_PING_INTERVAL", 5))
@@ -78,3 +85,20 @@ def max_name_length() -> int:
 def chunk_size() -> int:
     """Bytes read or written per step when streaming files. Default 256 KiB."""
     return int(_get("FILESHARE_CHUNK_SIZE", 256 * 1024))
+
+
+def published_files() -> list[tuple[str, str]]:
+    """The flat file system: ``(name, absolute local path)`` pairs, in order. Default none.
+
+    ``FILESHARE_PUBLISHED`` may be such a list or a dict (its order is kept). A
+    position fixes the entry's file id and an empty name hides the entry without
+    renumbering the rest (``fileshare.published``; docs/pw_file.md).
+    """
+    value = _get("FILESHARE_PUBLISHED", ())
+    items = list(value.items()) if isinstance(value, dict) else list(value or ())
+    pairs: list[tuple[str, str]] = []
+    for item in items:
+        if not (isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(v, str) for v in item)):
+            raise ImproperlyConfigured(f"FILESHARE_PUBLISHED: {item!r} is not a (name, path) pair of strings")
+        pairs.append((item[0], item[1]))
+    return pairs

@@ -1,16 +1,28 @@
-"""Daphne integration: close frames that carry their reason.
+"""Daphne integration: close reasons, close frames on protocol errors, a send cap.
 
-Daphne 4.2 drops the ``reason`` of an ASGI ``websocket.close`` and sends a bare
-code. A refusal must say what was wrong, so ``runconcierge`` installs this
-protocol class, which passes the reason (at most 123 bytes, as RFC 6455 allows)
-to autobahn's ``sendClose``. Everything else is daphne's own behaviour.
+``runconcierge`` installs ReasonedWebSocketProtocol in daphne's websocket factory:
+
+* Daphne 4.2 drops the ``reason`` of an ASGI ``websocket.close``; a refusal must
+  say what was wrong, so the reason (at most 123 bytes, RFC 6455) is passed on.
+* Autobahn drops the TCP connection on a protocol error (such as a frame over the
+  size limit); here it sends the close frame, so the client sees 1009.
+* Daphne's ``send()`` has no backpressure: what the application sends to a client
+  that stops reading piles up in the socket's buffer without limit. Once more than
+  FILESHARE_MAX_OUTBOUND_BYTES wait to be sent to one client, the connection is
+  aborted (the slow-consumer policy: the slow client is dropped, the others and
+  the server's memory are not affected); the leave sequence then runs as usual.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from daphne import ws_protocol
+
+from fileshare import conf
+
+logger = logging.getLogger(__name__)
 
 
 class ReasonedWebSocketProtocol(ws_protocol.WebSocketProtocol):  # type: ignore[misc]
@@ -20,6 +32,24 @@ class ReasonedWebSocketProtocol(ws_protocol.WebSocketProtocol):  # type: ignore[
         # over the size limit) unless told to send the close frame: 1009 then
         # reaches the client with its reason.
         self.failByDrop = False
+        self.max_outbound = conf.max_outbound_bytes()
+
+    def outbound_bytes(self) -> int:
+        """Bytes queued in the transport, not yet taken by the kernel."""
+        transport = self.transport
+        return len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0) + getattr(
+            transport, "_tempDataLen", 0
+        )
+
+    def serverSend(self, content: str | bytes, binary: bool = False) -> None:
+        super().serverSend(content, binary)
+        if self.outbound_bytes() > self.max_outbound:
+            logger.warning(
+                "dropping a websocket client that is not reading: %d bytes wait to be sent (limit %d)",
+                self.outbound_bytes(),
+                self.max_outbound,
+            )
+            self.transport.abortConnection()
 
     def handle_reply(self, message: dict[str, Any]) -> None:
         if message.get("type") == "websocket.close" and self.state != self.STATE_CONNECTING:

@@ -93,3 +93,38 @@ async def test_a_killed_process_is_cleaned_up_by_another_within_30_s(make_cluste
     again = await connect(b.ws_url, name)  # the name is free
     await again.close()
     await survivor.close()
+
+
+async def test_clients_on_different_processes_message_subscribe_and_fetch_each_other(cluster: Cluster, name: str) -> None:
+    a, b = cluster.processes
+    on_a = await connect(a.ws_url, f"{name}_a")
+    on_b = await connect(b.ws_url, f"{name}_b")
+    joined = await on_a.expect(lambda p: p["type"] == "CLIENT_JOINED" and p["client"]["name"] == on_b.name)
+    assert joined["client"] == on_b.info
+
+    await on_a.request({"type": "MESSAGE", "target": {"type": "NAME", "name": on_b.name}, "data": {"n": 1}})
+    assert (await on_b.expect("MESSAGE"))["origin"] == on_a.info
+    await on_b.request({"type": "MESSAGE", "target": {"type": "UUID", "uuid": on_a.public_id}, "data": 2})
+    assert (await on_a.expect("MESSAGE"))["data"] == 2
+
+    service = f"svc_{name}"
+    await on_b.request({"type": "SERVICE_CREATE", "service": service})
+    assert (await on_a.expect("SERVICE_CREATE_RESULT"))["service"]["name"] == service
+    await on_b.request({"type": "SELF_SUBSCRIBE", "service": service})
+    sub = await on_a.request({"type": "SELF_SUBSCRIBE", "service": service})
+    assert sub["successful"] and sorted(sub["service"]["subscribers"]) == sorted([on_a.public_id, on_b.public_id])
+    event = await on_b.expect(lambda p: p["type"] == "SERVICE_CLIENT_SUBSCRIBED" and p["client"]["name"] == on_a.name)
+    assert event["service"]["name"] == service
+    await on_a.request({"type": "MESSAGE", "target": {"type": "SERVICE", "service": service}, "data": "to owner"})
+    assert (await on_b.expect("MESSAGE"))["data"] == "to owner"
+    fetched = await on_a.request({"type": "CLIENT_FETCH", "uuid": on_b.public_id})
+    assert fetched["client"] == on_b.info and fetched["subscriptions"] == [service]
+    everyone = await on_b.request({"type": "CLIENT_FETCH_ALL"})
+    assert {on_a.name, on_b.name} <= {c["name"] for c in everyone["clients"]}
+
+    await on_a.request({"type": "MESSAGE", "target": {"type": "ALL"}, "data": "all"})
+    assert (await on_b.expect("MESSAGE"))["data"] == "all"
+    await on_b.close()
+    assert (await on_a.expect("SERVICE_DELETE_RESULT"))["service"]["name"] == service
+    await on_a.expect(lambda p: p["type"] == "CLIENT_LEFT" and p["client"]["name"] == on_b.name)
+    await on_a.close()

@@ -1,0 +1,78 @@
+"""Slow and flooding clients: bounded memory, nobody else stalls, nothing lost silently."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import psutil
+
+from tests.conftest import Spawn
+from tests.support.clients import connect
+from tests.test_handshake import _raw_identify
+
+
+async def test_a_client_that_stops_reading_is_dropped_and_memory_stays_bounded(spawn: Spawn) -> None:
+    process = spawn(FILESHARE_MAX_OUTBOUND_BYTES=str(2 * 1024 * 1024), FILESHARE_PING_TIMEOUT="60")
+    sender = await connect(process.ws_url, "flooder")
+    bystander = await connect(process.ws_url, "bystander")
+    stuck = await asyncio.to_thread(_raw_identify, process.host, process.port, "stuck")  # never reads again
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    await sender.expect(lambda p: p["type"] == "CLIENT_JOINED" and p["client"]["name"] == "stuck")
+    rss_before = psutil.Process(process.pid).memory_info().rss
+    blob = "x" * 60_000
+    outcomes: dict[str, int] = {}
+    try:
+        for _ in range(1500):  # 90 MB aimed at a client that reads nothing
+            reply = await sender.request({"type": "MESSAGE", "target": {"type": "NAME", "name": "stuck"}, "data": blob})
+            outcomes[reply["type"]] = outcomes.get(reply["type"], 0) + 1
+            if reply["type"] == "INVALID_NAME":
+                break
+        # The stuck client was dropped (and left), the sender was told, never cut off.
+        assert outcomes.get("INVALID_NAME") == 1, outcomes
+        await bystander.expect(lambda p: p["type"] == "CLIENT_LEFT" and p["client"]["name"] == "stuck", 10)
+        growth = psutil.Process(process.pid).memory_info().rss - rss_before
+        assert growth < 64 * 1024 * 1024, f"server grew by {growth / 2**20:.0f} MiB"
+        # Others were not stalled: a round trip still works.
+        assert (await bystander.request({"type": "SELF_FETCH"}))["type"] == "SELF_FETCH_RESULT"
+    finally:
+        stuck.close()
+    await sender.close()
+    await bystander.close()
+
+
+async def test_a_flood_into_one_client_loses_nothing_silently_and_keeps_senders_connected(spawn: Spawn) -> None:
+    process = spawn(CONCIERGE_CHANNEL_CAPACITY="50")
+    receiver = await connect(process.ws_url, "sink")
+    senders = [await connect(process.ws_url, f"src{i}") for i in range(5)]
+    per_sender = 400
+
+    async def flood(client) -> dict[str, int]:  # type: ignore[no-untyped-def]
+        counts = {"OK": 0, "BAD": 0}
+        for i in range(per_sender):
+            await client.send({"type": "MESSAGE", "target": {"type": "NAME", "name": "sink"}, "data": [client.name, i]})
+        for _ in range(per_sender):
+            reply = await client.expect(lambda p: "seq" in p, timeout=30)
+            counts[reply["type"]] = counts.get(reply["type"], 0) + 1
+        return counts
+
+    async def drain() -> int:
+        seen = 0
+        try:
+            while True:
+                await receiver.expect("MESSAGE", timeout=3)
+                seen += 1
+        except TimeoutError:
+            return seen
+
+    drained = asyncio.create_task(drain())
+    results = await asyncio.gather(*(flood(s) for s in senders))
+    delivered = await drained
+    ok = sum(r["OK"] for r in results)
+    refused = sum(r.get("BAD", 0) for r in results)
+    assert ok + refused == per_sender * len(senders)
+    assert delivered == ok, f"{ok} acknowledged but {delivered} delivered"
+    for sender in senders:  # nobody was disconnected
+        assert (await sender.request({"type": "SELF_FETCH"}))["type"] == "SELF_FETCH_RESULT"
+        await sender.close()
+    await receiver.close()
