@@ -143,7 +143,7 @@ if REDIS_URL:
                 # expire under them (channels_redis' default is 24 h).
                 "group_expiry": env_int("CONCIERGE_GROUP_EXPIRY", 10 * 365 * 24 * 3600),
                 # Messages queued per consumer before senders are told it is full.
-                "capacity": env_int("CONCIERGE_CHANNEL_CAPACITY", 1000),
+                "capacity": env_int("CONCIERGE_CHANNEL_CAPACITY", 100),
                 "expiry": 60,
                 # Lets several concierges (or test runs) share one Redis.
                 "prefix": env("CONCIERGE_CHANNEL_PREFIX", "concierge"),
@@ -156,7 +156,7 @@ else:
             "BACKEND": "channels.layers.InMemoryChannelLayer",
             "CONFIG": {
                 "group_expiry": env_int("CONCIERGE_GROUP_EXPIRY", 10 * 365 * 24 * 3600),
-                "capacity": env_int("CONCIERGE_CHANNEL_CAPACITY", 1000),
+                "capacity": env_int("CONCIERGE_CHANNEL_CAPACITY", 100),
             },
         }
     }
@@ -175,9 +175,15 @@ if FILESHARE_S3_BUCKET:
             "secret_key": env("FILESHARE_S3_SECRET_ACCESS_KEY", "") or None,
             "location": env("FILESHARE_S3_PREFIX", ""),
             "addressing_style": env("FILESHARE_S3_ADDRESSING_STYLE", "") or None,
+            "signature_version": env("FILESHARE_S3_SIGNATURE_VERSION", "s3v4"),
+            # Multipart uploads hold at most UPLOAD_CONCURRENCY parts of PART_SIZE
+            # bytes in memory (docs/storage.md).
+            "part_size": env_int("FILESHARE_S3_PART_SIZE", 8 * 1024 * 1024),
+            "upload_concurrency": env_int("FILESHARE_S3_UPLOAD_CONCURRENCY", 3),
             "file_overwrite": True,
             "default_acl": None,
-            "querystring_expire": 300,
+            # Lifetime of presigned URLs (FILESHARE_S3_REDIRECT_DOWNLOADS).
+            "querystring_expire": env_int("FILESHARE_S3_URL_EXPIRE", 300),
         },
     }
 else:
@@ -189,6 +195,9 @@ else:
             "allow_overwrite": True,
         },
     }
+
+# GET of a client file answers 302 to a presigned S3 URL instead of streaming it.
+FILESHARE_S3_REDIRECT_DOWNLOADS = bool(FILESHARE_S3_BUCKET) and env_bool("FILESHARE_S3_REDIRECT_DOWNLOADS", False)
 
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -206,6 +215,7 @@ FILESHARE_IDENTIFY_TIMEOUT = env_number("FILESHARE_IDENTIFY_TIMEOUT", 5)
 FILESHARE_MAX_UPLOAD_BYTES = env_int("FILESHARE_MAX_UPLOAD_BYTES", 8 * 1024**3)
 FILESHARE_MAX_FRAME_BYTES = env_int("FILESHARE_MAX_FRAME_BYTES", 1024 * 1024)
 FILESHARE_MAX_OUTBOUND_BYTES = env_int("FILESHARE_MAX_OUTBOUND_BYTES", 16 * 1024 * 1024)
+FILESHARE_SEND_TIMEOUT = env_number("FILESHARE_SEND_TIMEOUT", 10)
 FILESHARE_PING_INTERVAL = env_number("FILESHARE_PING_INTERVAL", 5)
 FILESHARE_PING_TIMEOUT = env_number("FILESHARE_PING_TIMEOUT", 10)
 FILESHARE_LEASE_SECONDS = env_number("FILESHARE_LEASE_SECONDS", 15)

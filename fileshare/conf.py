@@ -53,6 +53,12 @@ def max_outbound_bytes() -> int:
     return int(_get("FILESHARE_MAX_OUTBOUND_BYTES", 16 * 1024 * 1024))
 
 
+def send_timeout() -> float:
+    """Seconds a websocket client may leave over 1 MiB unread before it is dropped
+    as too slow. Default 10."""
+    return float(_get("FILESHARE_SEND_TIMEOUT", 10))
+
+
 def ping_interval() -> float:
     """Seconds between protocol pings the server sends. Default 5 (the original's)."""
     return float(_get("FILESHARE_PING_INTERVAL", 5))
@@ -102,3 +108,9 @@ def published_files() -> list[tuple[str, str]]:
             raise ImproperlyConfigured(f"FILESHARE_PUBLISHED: {item!r} is not a (name, path) pair of strings")
         pairs.append((item[0], item[1]))
     return pairs
+
+
+def s3_redirect_downloads() -> bool:
+    """GET of a client file answers 302 to a presigned S3 URL instead of streaming the
+    bytes through the server. Only with S3 storage; default off (docs/storage.md)."""
+    return bool(_get("FILESHARE_S3_REDIRECT_DOWNLOADS", False))

@@ -31,8 +31,6 @@ class Command(BaseCommand):
         parser.add_argument("--ready-file", default=None, help="write 'host port' here once listening")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from daphne.server import Server
-
         from concierge_site.asgi import application
         from fileshare import daphne_support
 
@@ -55,7 +53,7 @@ class Command(BaseCommand):
                 with open(ready_file, "w") as handle:
                     handle.write(f"{bound_host} {bound_port}\n")
 
-        server = Server(
+        server = daphne_support.FlowControlServer(
             application=application,
             endpoints=[endpoint],
             websocket_timeout=-1,  # never cut a long-lived client off
