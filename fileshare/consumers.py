@@ -117,7 +117,7 @@ class ConciergeConsumer(AsyncConsumer):
         if self._deadline is not None:
             self._deadline.cancel()
         if self.identified:
-            instance.current.local_channels.discard(self.channel_name)
+            registry.local.remove(self.client)
             try:
                 await lifecycle.leave(self.client.pk, f"socket closed ({message.get('code')})")
             except Exception:
@@ -152,7 +152,7 @@ class ConciergeConsumer(AsyncConsumer):
         self.identified = True
         if self._deadline is not None:
             self._deadline.cancel()
-        instance.current.local_channels.add(self.channel_name)
+        registry.local.add(self.client)
         info = self.client.info()
         await self.send_payload(
             {"type": "HELLO", "uuid": str(self.client.key), "version": conf.SERVER_VERSION, "client": info}

@@ -29,7 +29,7 @@ from fileshare import conf, relay
 from fileshare.lifecycle import leave
 from fileshare.models import LiveClient, ServerInstance
 from fileshare.protocol import CloseCode
-from fileshare.registry import db
+from fileshare.registry import db, local
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,6 @@ class Instance:
 
     def __init__(self) -> None:
         self.id = uuid.uuid4()
-        self.local_channels: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
@@ -81,7 +80,7 @@ class Instance:
         """Renew the lease and sweep lapsed ones (also called directly by tests)."""
         if not await db(self._renew_or_create)():
             logger.warning("this process's lease had lapsed and was swept; closing its sockets")
-            for channel in list(self.local_channels):
+            for channel in local.channel_names():
                 await relay.kick(channel, CloseCode.SERVER_LEFT, "server lease lapsed")
         await sweep(exclude=self.id)
 

@@ -35,6 +35,35 @@ class Identity:
     tags: list[str]
 
 
+class LocalClients:
+    """The live clients this process serves, by name and by public id.
+
+    They are known exactly here (added after HELLO, removed when their leave
+    starts), so messages between clients of one process need no database lookup.
+    """
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, LiveClient] = {}
+        self.by_public_id: dict[str, LiveClient] = {}
+
+    def add(self, client: LiveClient) -> None:
+        self.by_name[client.name] = client
+        self.by_public_id[str(client.public_id)] = client
+
+    def remove(self, client: LiveClient) -> None:
+        if self.by_name.get(client.name) is client:
+            del self.by_name[client.name]
+        if self.by_public_id.get(str(client.public_id)) is client:
+            del self.by_public_id[str(client.public_id)]
+
+    def channel_names(self) -> list[str]:
+        return [client.channel_name for client in self.by_name.values()]
+
+
+local = LocalClients()
+"""This process's own live clients."""
+
+
 def _register(identity: Identity, channel_name: str, instance_id: uuid.UUID) -> LiveClient:
     key = uuid.uuid4()
     public_id = key if conf.public_id_is_key() else uuid.uuid4()
@@ -83,8 +112,13 @@ def _by_name(name: str) -> LiveClient:
     return client
 
 
-by_name = db(_by_name)
-"""``await by_name(name)`` -> LiveClient; raises InvalidName."""
+async def by_name(name: str) -> LiveClient:
+    """The live client named ``name``: this process's own first, else the database.
+
+    Raises InvalidName.
+    """
+    client = local.by_name.get(name)
+    return client if client is not None else await db(_by_name)(name)
 
 
 def _by_public_id(public_id: str) -> LiveClient:
@@ -98,8 +132,13 @@ def _by_public_id(public_id: str) -> LiveClient:
     return client
 
 
-by_public_id = db(_by_public_id)
-"""``await by_public_id(uuid)`` -> LiveClient; raises InvalidUuid."""
+async def by_public_id(public_id: str) -> LiveClient:
+    """The live client with that public id: this process's own first, else the database.
+
+    Raises InvalidUuid.
+    """
+    client = local.by_public_id.get(public_id)
+    return client if client is not None else await db(_by_public_id)(public_id)
 
 
 def _get(client_id: int) -> LiveClient | None:
