@@ -6,7 +6,8 @@ import io
 import os
 import pathlib
 import random
-from typing import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -32,14 +33,21 @@ def isolated_aws_env(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.setenv(name, value)
 
 
+StartServer = Callable[..., S3Server]
+
+
 @pytest.fixture
-def s3_server(tmp_path: pathlib.Path, isolated_aws_env: None) -> Iterator[S3Server]:
-    """A SeaweedFS S3 server in tmp_path; skipped without weed (failed under $CI)."""
-    weed = require_weed_binary()
-    server = start_s3_server(tmp_path / "seaweedfs", weed=weed)
-    try:
-        yield server
-    finally:
+def s3_servers(tmp_path: pathlib.Path, isolated_aws_env: None) -> Iterator[StartServer]:
+    """Start SeaweedFS S3 servers under tmp_path (``s3_servers(**kwargs)``); stop them afterwards."""
+    started: list[S3Server] = []
+
+    def start(**kwargs: Any) -> S3Server:
+        server = start_s3_server(tmp_path / f"seaweedfs{len(started)}", **kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
         server.stop()
 
 
@@ -63,9 +71,12 @@ def _group_gone(pgid: int) -> bool:
 
 @pytest.mark.s3
 @pytest.mark.timeout(300)
-def test_multipart_roundtrip_ranged_get_and_prefix_delete(s3_server: S3Server) -> None:
+def test_multipart_roundtrip_ranged_get_and_prefix_delete(s3_servers: StartServer) -> None:
     """Multipart upload of 20 MiB + 1 byte, read back whole and by ranges, delete by prefix."""
     from boto3.s3.transfer import TransferConfig
+
+    # In the test body, not a fixture, so that a missing weed under $CI is a FAILED test.
+    s3_server = s3_servers(weed=require_weed_binary())
 
     client = s3_server.client()
     bucket = s3_server.bucket
@@ -74,9 +85,7 @@ def test_multipart_roundtrip_ranged_get_and_prefix_delete(s3_server: S3Server) -
 
     data = random.Random(20240521).randbytes(20 * MIB + 1)
     big_key = f"{PREFIX}big.bin"
-    transfer = TransferConfig(
-        multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, max_concurrency=4
-    )
+    transfer = TransferConfig(multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, max_concurrency=4)
     client.upload_fileobj(io.BytesIO(data), bucket, big_key, Config=transfer)
     client.put_object(Bucket=bucket, Key=f"{PREFIX}small/one.txt", Body=b"one")
     client.put_object(Bucket=bucket, Key=f"{PREFIX}small/two.txt", Body=b"two")
@@ -112,9 +121,7 @@ def test_multipart_roundtrip_ranged_get_and_prefix_delete(s3_server: S3Server) -
     assert s3_server.object_keys(PREFIX) == keys
     assert s3_server.object_keys() == sorted([*keys, "elsewhere/keep.txt"])
 
-    result = client.delete_objects(
-        Bucket=bucket, Delete={"Objects": [{"Key": key} for key in keys], "Quiet": False}
-    )
+    result = client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": key} for key in keys], "Quiet": False})
     assert sorted(item["Key"] for item in result.get("Deleted", [])) == keys
     assert not result.get("Errors")
     assert s3_server.object_keys(PREFIX) == []
@@ -127,7 +134,7 @@ def test_multipart_roundtrip_ranged_get_and_prefix_delete(s3_server: S3Server) -
     pid = s3_server.pid
     sockets = [
         pathlib.Path(f"/tmp/seaweedfs-{kind}-{s3_server.ports[name]}.sock")
-        for kind, name in (("master-grpc", "master_grpc"), ("s3", "s3"))
+        for kind, name in (("master-grpc", "master_grpc"), ("s3-grpc", "s3_grpc"))
     ]
     s3_server.stop()
     assert _pid_gone(pid), f"weed (pid {pid}) still exists after stop()"

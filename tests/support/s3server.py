@@ -42,8 +42,10 @@ What the harness does about SeaweedFS's quirks
   by default are turned off (port 0); telemetry is off.
 * ``weed`` logs to its stdout/stderr only (``-logtostderr``), captured in
   ``<workdir>/weed.log``; otherwise glog litters ``$TMPDIR`` with files.
-* ``weed`` creates Unix sockets ``/tmp/seaweedfs-<kind>-<port>.sock`` (the
-  path is hard-coded for the gRPC ones); :meth:`S3Server.stop` removes them.
+* ``weed`` creates Unix sockets ``/tmp/seaweedfs-<kind>-grpc-<port>.sock``
+  (hard-coded path); :meth:`S3Server.stop` removes them.  The filer's and the
+  S3 gateway's other sockets go to ``<workdir>/home/`` when the path is short
+  enough.
 * The S3 port answers a few seconds before the volume server has joined the
   master, so the harness waits until a probe object can be written.
 * On SIGTERM weed waits 15 s for the filer's gRPC streams to close, so
@@ -70,7 +72,8 @@ import subprocess
 import sys
 import sysconfig
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # boto3 is imported lazily, so this module imports without it.
     from botocore.client import BaseClient as S3Client
@@ -88,10 +91,15 @@ STOP_GRACE = 5.0
 VOLUME_SIZE_LIMIT_MB = 64
 """Small volumes: a bucket's first 7 volumes hold 448 MB before more grow."""
 MAX_VOLUMES = 100
-"""Volume slots on the one volume server (files are sparse, not preallocated)."""
+"""Volume slots on the one volume server; each bucket takes 7 on its first write.
+
+Volume files are not preallocated: they only take the space of what is written
+(and keep deleted data until a vacuum, which these short runs never reach).
+"""
 LOG_NAME = "weed.log"
 _PORT_ATTEMPTS = 3
 _PROBE_KEY = ".s3server-probe"
+_MAX_SOCKET_PATH = 100
 
 AWS_ENV_TO_UNSET = (
     "AWS_PROFILE",
@@ -252,17 +260,13 @@ class S3Server:
     workdir: pathlib.Path | None = None
     log_path: pathlib.Path | None = None
     ports: dict[str, int] = dataclasses.field(default_factory=dict)
-    _process: subprocess.Popen[bytes] | None = dataclasses.field(
-        default=None, repr=False, compare=False
-    )
+    _process: subprocess.Popen[bytes] | None = dataclasses.field(default=None, repr=False, compare=False)
     _log_file: Any = dataclasses.field(default=None, repr=False, compare=False)
     _stopped: bool = dataclasses.field(default=False, repr=False, compare=False)
 
     def client(self, **config: Any) -> S3Client:
         """Return a boto3 S3 client for this server (see :func:`make_s3_client`)."""
-        return make_s3_client(
-            self.endpoint_url, self.access_key, self.secret_key, self.region, **config
-        )
+        return make_s3_client(self.endpoint_url, self.access_key, self.secret_key, self.region, **config)
 
     def storage_options(self, **overrides: Any) -> dict[str, Any]:
         """Return django-storages ``S3Storage`` OPTIONS that work against this server."""
@@ -274,9 +278,6 @@ class S3Server:
             "region_name": self.region,
             "addressing_style": "path",
             "signature_version": "s3v4",
-            "default_acl": None,
-            "querystring_auth": True,
-            "file_overwrite": False,
         }
         options.update(overrides)
         return options
@@ -308,7 +309,7 @@ class S3Server:
             if self._log_file is not None:
                 self._log_file.close()
                 self._log_file = None
-            _remove_sockets(self.ports)
+            _remove_sockets(self.ports, self.workdir)
             with contextlib.suppress(ValueError):
                 _live_servers.remove(self)
 
@@ -341,7 +342,10 @@ def start_s3_server(
     Returns once the bucket exists and a probe object could be written and
     deleted.  Raises RuntimeError, with the tail of weed's log, when the binary
     is missing or the server does not come up within ``timeout`` seconds.
-    Stop the server with :meth:`S3Server.stop`.
+    Stop the server with :meth:`S3Server.stop`; servers still running at
+    interpreter exit are stopped then.  On Linux weed also gets SIGKILL when
+    the thread that started it exits (``PR_SET_PDEATHSIG``), so start it from
+    a thread that outlives it - pytest's main thread is fine.
     """
     binary = weed or find_weed_binary()
     if binary is None:
@@ -354,7 +358,14 @@ def start_s3_server(
     for attempt in range(1, _PORT_ATTEMPTS + 1):
         try:
             return _start_once(
-                binary, workdir, bucket, access_key, secret_key, region, timeout, attempt,
+                binary,
+                workdir,
+                bucket,
+                access_key,
+                secret_key,
+                region,
+                timeout,
+                attempt,
                 list(extra_args),
             )
         except _PortTakenError as error:  # a port was grabbed between pick and bind
@@ -389,7 +400,7 @@ def _start_once(
     config_path.write_text(json.dumps(_s3_identity_config(access_key, secret_key), indent=2))
     config_path.chmod(0o600)
 
-    ports = dict(zip((name for name, _ in _PORT_FLAGS), _free_ports(len(_PORT_FLAGS))))
+    ports = dict(zip((name for name, _ in _PORT_FLAGS), _free_ports(len(_PORT_FLAGS)), strict=True))
     command = weed_command(binary, data_dir, home, config_path, ports) + extra_args
     log_path = workdir / LOG_NAME
     log_file = open(log_path, "ab")  # noqa: SIM115 (closed by S3Server.stop)
@@ -453,6 +464,12 @@ def weed_command(
         "-volume.preStopSeconds=0",  # default 10 s delay on shutdown
     ]
     command.extend(f"{flag}={ports[name]}" for name, flag in _PORT_FLAGS)
+    # The filer's and the S3 gateway's HTTP Unix sockets can live in our
+    # directory (a socket path is at most 107 bytes); the gRPC ones cannot.
+    for kind in ("filer", "s3"):
+        path = home / f"{kind}.sock"
+        if len(os.fsencode(str(path))) <= _MAX_SOCKET_PATH:
+            command.append(f"-{kind}.localSocket={path}")
     return command
 
 
@@ -530,9 +547,7 @@ def _wait_until_ready(server: S3Server, process: subprocess.Popen[bytes], timeou
     from botocore.exceptions import BotoCoreError, ClientError
 
     deadline = time.monotonic() + timeout
-    client = server.client(
-        connect_timeout=2, read_timeout=10, retries={"max_attempts": 1, "mode": "standard"}
-    )
+    client = server.client(connect_timeout=2, read_timeout=10, retries={"max_attempts": 1, "mode": "standard"})
     steps: list[tuple[str, Callable[[], object]]] = [
         ("answer ListBuckets", client.list_buckets),
         ("create the bucket", lambda: _create_bucket(client, server.bucket)),
@@ -567,8 +582,7 @@ def _wait_until_ready(server: S3Server, process: subprocess.Popen[bytes], timeou
     code = process.poll()
     if code is not None:  # answered by some other process on our port?
         raise RuntimeError(
-            f"weed exited with code {code} during startup; last lines of "
-            f"{server.log_path}:\n{server.log_tail()}"
+            f"weed exited with code {code} during startup; last lines of {server.log_path}:\n{server.log_tail()}"
         )
 
 
@@ -639,12 +653,15 @@ def _wait_gone(pid: int, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def _remove_sockets(ports: dict[str, int]) -> None:
-    """Remove the /tmp/seaweedfs-*-<port>.sock files a weed with ``ports`` leaves."""
-    for kind, name in _SOCKET_NAMES:
-        if name in ports:
-            with contextlib.suppress(OSError):
-                pathlib.Path(f"/tmp/seaweedfs-{kind}-{ports[name]}.sock").unlink()
+def _remove_sockets(ports: dict[str, int], workdir: pathlib.Path | None) -> None:
+    """Remove the Unix sockets a (dead) weed with ``ports`` and ``workdir`` leaves."""
+    paths = [pathlib.Path(f"/tmp/seaweedfs-{kind}-{ports[name]}.sock") for kind, name in _SOCKET_NAMES if name in ports]
+    if workdir is not None:
+        paths.extend(workdir / "home" / f"{kind}.sock" for kind in ("filer", "s3"))
+    for path in paths:
+        with contextlib.suppress(OSError):
+            if path.is_socket():
+                path.unlink()
 
 
 def _tail(path: pathlib.Path | None, lines: int) -> str:
