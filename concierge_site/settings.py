@@ -103,7 +103,8 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         env("DATABASE_URL", f"sqlite:///{DATA_DIR / 'concierge.sqlite3'}"),
-        conn_max_age=0,
+        conn_max_age=600,
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -179,7 +180,7 @@ if FILESHARE_S3_BUCKET:
             # Multipart uploads hold at most UPLOAD_CONCURRENCY parts of PART_SIZE
             # bytes in memory (docs/storage.md).
             "part_size": env_int("FILESHARE_S3_PART_SIZE", 8 * 1024 * 1024),
-            "upload_concurrency": env_int("FILESHARE_S3_UPLOAD_CONCURRENCY", 3),
+            "upload_concurrency": env_int("FILESHARE_S3_UPLOAD_CONCURRENCY", 2),
             "file_overwrite": True,
             "default_acl": None,
             # Lifetime of presigned URLs (FILESHARE_S3_REDIRECT_DOWNLOADS).
@@ -220,6 +221,10 @@ FILESHARE_PING_INTERVAL = env_number("FILESHARE_PING_INTERVAL", 5)
 FILESHARE_PING_TIMEOUT = env_number("FILESHARE_PING_TIMEOUT", 10)
 FILESHARE_LEASE_SECONDS = env_number("FILESHARE_LEASE_SECONDS", 15)
 FILESHARE_PUBLIC_ID_IS_KEY = env_bool("FILESHARE_PUBLIC_ID_IS_KEY", False)
+# Resumable (tus) uploads, docs/resumable.md: the largest PATCH body, and how long an
+# unfinished upload is kept after its last PATCH (seconds).
+FILESHARE_TUS_MAX_CHUNK_BYTES = env_int("FILESHARE_TUS_MAX_CHUNK_BYTES", 64 * 1024 * 1024)
+FILESHARE_TUS_EXPIRY = env_number("FILESHARE_TUS_EXPIRY", 24 * 3600)
 
 # -- Logging: one line per event, never a key. --------------------------------------
 
@@ -237,15 +242,27 @@ LOGGING = {
 
 def env_published(name: str) -> list[tuple[str, str]]:
     """``name=/abs/path,other=/abs/path2`` -> ordered (name, path) pairs; ``=/path`` is unnamed."""
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for item in env(name, "").split(","):
         if not item.strip():
             continue
-        entry_name, sep, local_path = item.partition("=")
-        if not sep or not local_path.strip():
+        entry_name, sep, local_path = (part.strip() for part in item.partition("="))
+        if not sep or not os.path.isabs(local_path):
             raise ImproperlyConfigured(f"{name}: {item.strip()!r} is not name=/absolute/path")
-        pairs.append((entry_name.strip(), local_path.strip()))
+        if entry_name and ("/" in entry_name or entry_name in {n for n, _ in pairs}):
+            raise ImproperlyConfigured(f"{name}: {entry_name!r} is used twice or contains '/'")
+        pairs.append((entry_name, local_path))
     return pairs
 
 
 FILESHARE_PUBLISHED = env_published("FILESHARE_PUBLISHED")
+
+# -- Behind nginx (deploy/nginx.conf, deploy/README.md) ---------------------------------
+
+# Downloads from local disk are handed to nginx: X-Accel-Redirect to this internal prefix.
+FILESHARE_ACCEL_REDIRECT = env("FILESHARE_ACCEL_REDIRECT", "") or None
+# A PUT body nginx already wrote to FILESHARE_TRUSTED_UPLOAD_DIR, named in this header,
+# is adopted (moved into storage) instead of sent again. nginx must set or clear the
+# header on every request: a client must never name a server path.
+FILESHARE_TRUSTED_UPLOAD_HEADER = env("FILESHARE_TRUSTED_UPLOAD_HEADER", "") or None
+FILESHARE_TRUSTED_UPLOAD_DIR = env("FILESHARE_TRUSTED_UPLOAD_DIR", "") or None

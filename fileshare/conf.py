@@ -114,3 +114,64 @@ def s3_redirect_downloads() -> bool:
     """GET of a client file answers 302 to a presigned S3 URL instead of streaming the
     bytes through the server. Only with S3 storage; default off (docs/storage.md)."""
     return bool(_get("FILESHARE_S3_REDIRECT_DOWNLOADS", False))
+
+
+def tus_max_chunk_bytes() -> int:
+    """Largest body one tus PATCH may carry (413 above); advertised as
+    ``Tus-Max-Chunk-Size``. Default 64 MiB (docs/resumable.md)."""
+    value = int(_get("FILESHARE_TUS_MAX_CHUNK_BYTES", 64 * 1024 * 1024))
+    if value < 1:
+        raise ImproperlyConfigured(f"FILESHARE_TUS_MAX_CHUNK_BYTES={value}: must be at least 1")
+    return value
+
+
+def tus_expiry() -> float:
+    """Seconds an unfinished tus upload is kept after its creation or last PATCH
+    (and a finished one is remembered). Default 24 h (docs/resumable.md)."""
+    value = float(_get("FILESHARE_TUS_EXPIRY", 24 * 3600))
+    if value <= 0:
+        raise ImproperlyConfigured(f"FILESHARE_TUS_EXPIRY={value}: must be positive")
+    return value
+
+
+def accel_redirect() -> str | None:
+    """Internal nginx location prefix for X-Accel-Redirect downloads (``/_concierge_accel``).
+
+    When set and client files are on local disk, GET/HEAD of a file answers with
+    its headers and ``X-Accel-Redirect: <prefix>/<blob>`` and no body: nginx sends
+    the bytes (deploy/nginx.conf). Only behind such an nginx. Default ``None``.
+    """
+    value = _get("FILESHARE_ACCEL_REDIRECT", None)
+    if not value:
+        return None
+    prefix = str(value).rstrip("/")
+    if not prefix.startswith("/"):
+        raise ImproperlyConfigured(f"FILESHARE_ACCEL_REDIRECT={value!r}: expected a path such as /_concierge_accel")
+    return prefix
+
+
+def trusted_upload_header() -> str | None:
+    """Request header in which the front proxy names a PUT body it already wrote to disk
+    (``X-Upload-File``); the file is adopted as the upload. Default ``None`` (never honoured).
+
+    Only for a proxy that sets or clears this header on every request, so that a
+    client can never name a server path itself (deploy/nginx.conf does).
+    Requires ``FILESHARE_TRUSTED_UPLOAD_DIR``.
+    """
+    value = _get("FILESHARE_TRUSTED_UPLOAD_HEADER", None)
+    if not value:
+        return None
+    if not trusted_upload_dir():
+        raise ImproperlyConfigured("FILESHARE_TRUSTED_UPLOAD_HEADER needs FILESHARE_TRUSTED_UPLOAD_DIR")
+    return str(value)
+
+
+def trusted_upload_dir() -> str | None:
+    """The directory the front proxy writes request bodies to (nginx's
+    ``client_body_temp_path``); only regular files inside it are adopted. Default ``None``."""
+    value = _get("FILESHARE_TRUSTED_UPLOAD_DIR", None)
+    if not value:
+        return None
+    if not str(value).startswith("/"):
+        raise ImproperlyConfigured(f"FILESHARE_TRUSTED_UPLOAD_DIR={value!r}: expected an absolute path")
+    return str(value).rstrip("/") or "/"

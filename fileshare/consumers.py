@@ -16,7 +16,7 @@ from typing import Any
 from channels.consumer import AsyncConsumer
 from channels.exceptions import StopConsumer
 
-from fileshare import conf, instance, lifecycle, protocol, registry, relay
+from fileshare import conf, instance, lifecycle, listing, protocol, pw_rpc, registry, relay
 from fileshare.exceptions import (
     BadName,
     BadSecret,
@@ -48,6 +48,7 @@ def parse_identify(text: str | None) -> registry.Identity:
     name = payload.get("name")
     if not protocol.is_valid_name(name, conf.max_name_length()):
         raise BadName(f"name must be 1-{conf.max_name_length()} letters, digits or '_'")
+    listing.check_client_name(name)
     version = payload.get("version")
     if not protocol.is_compatible_version(version):
         raise BadVersion(f"version {version!r} is not semver compatible with ^0.2.0")
@@ -102,13 +103,16 @@ class ConciergeConsumer(AsyncConsumer):
         if not self.identified:
             await self._identify(message.get("text"))
             return
-        number = self.seq
-        self.seq += 1
         text = message.get("text")
         if text is None:
-            reply: JsonObject = ProtocolError("binary frames are not part of the concierge protocol").payload()
-        else:
-            reply = await self._handle(text)
+            # A binary frame is one pw_rpc packet (docs/pw_file.md): answered in kind, not counted in seq.
+            async for frame in pw_rpc.answer(self.client, message.get("bytes") or b""):
+                key = "bytes" if isinstance(frame, bytes) else "text"
+                await self.send({"type": "websocket.send", key: frame})
+            return
+        number = self.seq
+        self.seq += 1
+        reply: JsonObject = await self._handle(text)
         reply.setdefault("seq", number)
         await self.send_payload(reply)
 

@@ -152,6 +152,14 @@ class ChecksumMismatch(BadRequest):
     error = "checksum_mismatch"
 
 
+class IsDirectory(FileshareError):
+    """The path is a folder; folders are not deleted (delete their files one by one)."""
+
+    http_status = 501
+    error = "is_directory"
+    payload_type = "BAD"
+
+
 class Unauthorized(FileshareError):
     """No live client has that key."""
 
@@ -164,6 +172,12 @@ class Forbidden(FileshareError):
 
     http_status = 403
     error = "forbidden"
+
+
+class ReadOnly(Forbidden):
+    """Only a folder's owner may delete in it, and published files are read-only."""
+
+    payload_type = "BAD"
 
 
 class NotFound(FileshareError):

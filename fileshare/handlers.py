@@ -12,18 +12,34 @@ from typing import Any, Protocol
 
 from django.db import IntegrityError, transaction
 
-from fileshare import conf, protocol, registry, relay
-from fileshare.exceptions import InvalidService, NotPermitted, ProtocolError
+from fileshare import conf, listing, protocol, registry, relay
+from fileshare.exceptions import (
+    BadRequest,
+    FileshareError,
+    Forbidden,
+    InvalidService,
+    IsDirectory,
+    NotFound,
+    NotPermitted,
+    ProtocolError,
+)
 from fileshare.models import LiveClient, Service, Subscription
 from fileshare.protocol import JsonObject, field
 from fileshare.registry import db, service_info
 
 
 class Session(Protocol):
-    """What a handler may see of the consumer."""
+    """What a handler may see of the consumer.
+
+    The consumer numbers a text frame before it dispatches it, so while a handler
+    runs, the frame it handles is number ``seq - 1``. A handler whose reply takes
+    several frames sends all but the last through ``send_reply`` and returns the last.
+    """
 
     client: LiveClient
     seq: int
+
+    async def send_payload(self, payload: JsonObject) -> None: ...
 
 
 Handler = Callable[[Session, JsonObject], Awaitable[JsonObject]]
@@ -141,6 +157,7 @@ async def self_subscribe(session: Session, payload: JsonObject) -> JsonObject:
     if created:
         event = {"type": "SERVICE_CLIENT_SUBSCRIBED", "client": session.client.info(), "service": info}
         await relay.deliver_many(channels, event)
+        await relay.notify_dashboard("service_changed", service=name)
     return {"type": "SELF_SUBSCRIBE_RESULT", "successful": created, "service": info}
 
 
@@ -151,6 +168,7 @@ async def self_unsubscribe(session: Session, payload: JsonObject) -> JsonObject:
     if deleted:
         event = {"type": "SERVICE_CLIENT_UNSUBSCRIBED", "client": session.client.info(), "service": info}
         await relay.deliver_many(channels, event)
+        await relay.notify_dashboard("service_changed", service=name)
     return {"type": "SELF_UNSUBSCRIBE_RESULT", "successful": deleted, "service": info}
 
 
@@ -254,3 +272,43 @@ async def client_fetch(session: Session, payload: JsonObject) -> JsonObject:
 @handles("CLIENT_FETCH_ALL")
 async def client_fetch_all(session: Session, payload: JsonObject) -> JsonObject:
     return {"type": "CLIENT_FETCH_ALL_RESULT", "clients": await registry.all_clients()}
+
+
+# -- FILE_* (pw_file, docs/pw_file.md) ------------------------------------------------------
+
+FILE_LIST_CHUNK = 500
+"""Entries per FILE_LIST_RESULT frame: an entry's path is one segment, so a frame stays far below 1 MiB."""
+
+
+async def send_reply(session: Session, payload: JsonObject) -> None:
+    """Send one frame of a multi-frame reply now, numbered like the frame being handled."""
+    await session.send_payload({**payload, "seq": session.seq - 1})
+
+
+def _file_refusal(exc: FileshareError, path: str) -> JsonObject:
+    kind = "NOT_FOUND" if isinstance(exc, NotFound) else "BAD"
+    return {"type": kind, "path": path, "desc": exc.detail}
+
+
+@handles("FILE_LIST")
+async def file_list(session: Session, payload: JsonObject) -> JsonObject:
+    path = field(payload, "path", str, optional=True) or ""
+    try:
+        found = await listing.list_path(session.client, path)
+    except (NotFound, BadRequest) as exc:
+        return _file_refusal(exc, path)
+    entries = [entry.as_json() for entry in found.entries]
+    chunks = [entries[i : i + FILE_LIST_CHUNK] for i in range(0, len(entries), FILE_LIST_CHUNK)] or [[]]
+    for chunk in chunks[:-1]:
+        await send_reply(session, {"type": "FILE_LIST_RESULT", "path": found.path, "entries": chunk, "done": False})
+    return {"type": "FILE_LIST_RESULT", "path": found.path, "entries": chunks[-1], "done": True}
+
+
+@handles("FILE_DELETE")
+async def file_delete(session: Session, payload: JsonObject) -> JsonObject:
+    path = field(payload, "path", str)
+    try:
+        deleted = await listing.delete_path(session.client, path)
+    except (NotFound, BadRequest, Forbidden, IsDirectory) as exc:
+        return _file_refusal(exc, path)
+    return {"type": "FILE_DELETE_RESULT", "path": deleted}

@@ -7,12 +7,13 @@ raise the protocol's exceptions so that callers only have to let them bubble.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, close_old_connections, transaction
 from django.utils import timezone
 
 from fileshare import conf
@@ -21,8 +22,18 @@ from fileshare.models import LiveClient, Service, ServerInstance, Subscription
 
 
 def db(func: Any) -> Any:
-    """Run an ORM function in Django's thread for database work (thread_sensitive)."""
-    return sync_to_async(func, thread_sensitive=True)
+    """Run an ORM function in Django's thread for database work (thread_sensitive).
+
+    Connections are persistent (CONN_MAX_AGE); like channels' database_sync_to_async,
+    a broken or expired one is replaced before the function runs.
+    """
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        close_old_connections()
+        return func(*args, **kwargs)
+
+    return sync_to_async(run, thread_sensitive=True)
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.utils.http import content_disposition_header, http_date
 from django.views.decorators.csrf import csrf_exempt
 
-from fileshare import auth, conf, files, paths, relay
-from fileshare.exceptions import BadRequest, TooLarge
+from fileshare import auth, conf, downloads, files, listing, offload, paths, published, relay
+from fileshare.exceptions import BadRequest, ReadOnly, TooLarge
 from fileshare.http import json_errors
 from fileshare.models import StoredFile
 
@@ -111,20 +111,10 @@ async def _download(request: HttpRequest, client_name: str, raw_path: str) -> Ht
     await auth.requester(request)
     path = paths.clean(raw_path)
     row = await files.find(client_name, path)
-    headers = {
-        "Content-Length": str(row.size),
-        "Content-Disposition": content_disposition_header(True, path.rsplit("/", 1)[-1]),
-        "ETag": f'"{row.sha256}"',
-        "Last-Modified": http_date(row.modified_at.timestamp()),
-        "Accept-Ranges": "none",
-        "Cache-Control": "private, no-cache",
-    }
-    if request.method == "HEAD":
-        response: HttpResponse = HttpResponse(status=202, content_type=row.content_type, headers=headers)
-        return response
-    return StreamingHttpResponse(
-        files.read_chunks(row.blob, 0, row.size), status=202, content_type=row.content_type, headers=headers
-    )
+    if (offloaded := offload.accel_response(request, row)) is not None:
+        return offloaded  # nginx sends the bytes (FILESHARE_ACCEL_REDIRECT, deploy/README.md)
+    # Validators, conditional requests, byte ranges and redirects: fileshare/downloads.py.
+    return await downloads.respond(request, row, path)
 
 
 @csrf_exempt
@@ -135,7 +125,7 @@ async def file_view(request: HttpRequest, client_name: str, file_path: str) -> H
         return await _download(request, client_name, file_path)
     if request.method == "PUT":
         _check_length(request)
-        body = await _store(request, client_name, file_path, request)
+        body = await _store(request, client_name, file_path, offload.upload_source(request))
         return JsonResponse(body, status=201)
     if request.method == "POST":
         _check_length(request)
@@ -158,7 +148,10 @@ async def file_view(request: HttpRequest, client_name: str, file_path: str) -> H
 @csrf_exempt
 @json_errors
 async def folder_view(request: HttpRequest, client_name: str) -> HttpResponse:
-    """``/fs/<client>/``: POST several files (multipart), saved under their form file names."""
+    """``/fs/<client>/``: GET lists the folder (docs/pw_file.md); POST several files (multipart),
+    saved under their form file names."""
+    if request.method == "GET":
+        return await _listing(request, client_name)
     if request.method == "POST":
         _check_length(request)
         client = await auth.requester(request)
@@ -173,3 +166,56 @@ async def folder_view(request: HttpRequest, client_name: str) -> HttpResponse:
         return JsonResponse({"files": stored}, status=201)
     return _method_not_allowed(request)
 
+
+# -- pw_file listings and the published files (docs/pw_file.md) ------------------------------
+
+
+async def _listing(request: HttpRequest, raw_path: str) -> HttpResponse:
+    client = await auth.requester(request)
+    found = await listing.list_path(client, raw_path)
+    return JsonResponse({"path": found.path, "entries": [entry.as_json() for entry in found.entries]})
+
+
+@csrf_exempt
+@json_errors
+async def root_view(request: HttpRequest) -> HttpResponse:
+    """``/fs/``: GET lists the live clients' folders (and the published folder)."""
+    if request.method == "GET":
+        return await _listing(request, "")
+    response = JsonResponse({"error": "method_not_allowed", "detail": "/fs/ is a listing: use GET"}, status=405)
+    response["Allow"] = "GET"
+    return response
+
+
+@csrf_exempt
+@json_errors
+async def directory_view(request: HttpRequest, client_name: str, dir_path: str) -> HttpResponse:
+    """``/fs/<client>/<sub>/``: GET lists the sub-folder; other methods are the file API's."""
+    if request.method == "GET":
+        return await _listing(request, f"{client_name}/{dir_path}")
+    # Unchanged behaviour for everything else: a path ending in "/" is refused as a file path.
+    return await file_view(request, client_name, f"{dir_path}/")
+
+
+@csrf_exempt
+@json_errors
+async def published_file_view(request: HttpRequest, name: str) -> HttpResponse:
+    """``/fs/_published/<name>``: GET/HEAD download for any live client; read-only."""
+    if request.method in {"PUT", "POST", "DELETE"}:
+        await auth.requester(request)
+        raise ReadOnly("published files are read-only")
+    if request.method not in {"GET", "HEAD"}:
+        return _method_not_allowed(request)
+    await auth.requester(request)
+    entry = await sync_to_async(published.find, thread_sensitive=False)(name)
+    headers = {
+        "Content-Length": str(entry.size),
+        "Content-Disposition": content_disposition_header(True, entry.name),
+        "Last-Modified": http_date(entry.modified.timestamp()),
+        "Cache-Control": "private, no-cache",
+    }
+    if request.method == "HEAD":
+        return HttpResponse(status=202, content_type=entry.content_type, headers=headers)
+    return StreamingHttpResponse(
+        published.read_chunks(entry), status=202, content_type=entry.content_type, headers=headers
+    )
