@@ -14,13 +14,14 @@ import mimetypes
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from fileshare import conf, paths, storage
+from fileshare import conf, offload, paths, storage
 from fileshare.exceptions import ChecksumMismatch, Conflict, NotFound, OwnerLeft
 from fileshare.models import LiveClient, StoredFile
 from fileshare.registry import db
@@ -35,6 +36,8 @@ class Upload:
     path: str
     limit: int
     expected_sha256: str | None = None
+    # A content type the client declared (tus ``filetype``); guessed from the path if None.
+    content_type: str | None = None
 
 
 def guess_type(path: str) -> str:
@@ -56,11 +59,20 @@ def _check_conflicts(owner_id: int, path: str) -> None:
         raise Conflict(f"{path!r} clashes with {other!r}: a path cannot be both a file and a folder")
 
 
-def _store(upload: Upload, source: storage.Readable) -> StoredFile:
+def check_path_free(owner_id: int, path: str) -> None:
+    """Raise Conflict if ``path`` would be both a file and a folder in the owner's index (sync)."""
+    _check_conflicts(owner_id, path)
+
+
+def _store(upload: Upload, source: storage.Readable | offload.LocalFile) -> StoredFile:
     _check_conflicts(upload.owner_id, upload.path)
     blob = storage.new_blob_name(upload.folder, upload.path)
-    reader = storage.CountingReader(source, upload.limit, lambda: _owner_still_live(upload.owner_id))
-    storage.save_blob(blob, reader)
+    still_wanted = partial(_owner_still_live, upload.owner_id)
+    if isinstance(source, offload.LocalFile):  # a body the front proxy wrote: moved, not copied
+        reader = offload.adopt(blob, source, upload.limit, still_wanted)
+    else:
+        reader = storage.CountingReader(source, upload.limit, still_wanted)
+        storage.save_blob(blob, reader)
     digest = reader.sha256.hexdigest()
     old_blob = None
     try:
@@ -81,7 +93,7 @@ def _store(upload: Upload, source: storage.Readable) -> StoredFile:
                 old_blob = row.blob
             row.blob = blob
             row.size = reader.count
-            row.content_type = guess_type(upload.path)
+            row.content_type = upload.content_type or guess_type(upload.path)
             row.sha256 = digest
             row.modified_at = now
             row.save()
@@ -93,8 +105,11 @@ def _store(upload: Upload, source: storage.Readable) -> StoredFile:
     return row
 
 
-async def store(upload: Upload, source: storage.Readable) -> StoredFile:
+async def store(upload: Upload, source: storage.Readable | offload.LocalFile) -> StoredFile:
     """Write ``source`` (read in chunks, in a worker thread) as ``upload.path``.
+
+    A ``LocalFile`` (a body the front proxy wrote to disk) is adopted: hashed, then
+    moved into local storage without a second copy (``fileshare.offload.adopt``).
 
     Raises TooLarge, Conflict, ChecksumMismatch or OwnerLeft; nothing is left in
     storage or the index when it raises.

@@ -122,3 +122,58 @@ class StoredFile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.owner_id}:{self.path}"
+
+
+class ResumableUpload(models.Model):
+    """A tus upload (docs/resumable.md): a file arriving in chunks, resumable at ``offset``.
+
+    Each accepted PATCH body is a separate part blob under the owner's folder
+    (``<folder>/.parts/<id>/``), so the leave sequence deletes partial uploads with
+    the rest of the folder and this row goes by cascade. When the last byte
+    arrives the parts are streamed, in order, into a regular file
+    (``fileshare.files.store``) and deleted; the row stays, ``completed_at`` set,
+    until it expires, so that a client resuming a finished upload learns so.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(LiveClient, on_delete=models.CASCADE, related_name="resumable_uploads")
+    # The target path inside the owner's folder, already cleaned by fileshare.paths.
+    path = models.CharField(max_length=1024)
+    length = models.BigIntegerField()
+    # Bytes received and recorded as parts; the final part is counted only once the
+    # file is assembled.
+    offset = models.BigIntegerField(default=0)
+    # Upload-Metadata as the client sent it, echoed on HEAD.
+    metadata = models.TextField(blank=True, default="")
+    content_type = models.CharField(max_length=255, blank=True, default="")
+    # The server process assembling the file (a ServerInstance id) while it does;
+    # a claim whose process lost its lease is stale and may be taken over.
+    finishing_by = models.UUIDField(null=True, blank=True)
+    finishing_since = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.owner_id}:{self.path} ({self.offset}/{self.length})"
+
+
+class UploadPart(models.Model):
+    """One stored PATCH body of a ResumableUpload: bytes ``[offset, offset + size)``."""
+
+    upload = models.ForeignKey(ResumableUpload, on_delete=models.CASCADE, related_name="parts")
+    offset = models.BigIntegerField()
+    size = models.BigIntegerField()
+    blob = models.CharField(max_length=1024, unique=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["upload", "offset"], name="fileshare_one_part_per_offset")
+        ]
+        ordering = ["upload_id", "offset"]
+
+    def __str__(self) -> str:
+        return f"{self.upload_id}@{self.offset}+{self.size}"
