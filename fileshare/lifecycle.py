@@ -82,6 +82,7 @@ async def leave(client_id: int, reason: str, *, force: bool = False) -> bool:
     for service, channels in await db(_take_subscriptions)(client_id):
         event = {"type": "SERVICE_CLIENT_UNSUBSCRIBED", "client": info, "service": service}
         await relay.deliver_many(channels, event)
+        await relay.notify_dashboard("service_changed", service=service["name"])
 
     await files.remove_folder(client_id, folder)
     await db(LiveClient.objects.filter(pk=client_id).delete)()

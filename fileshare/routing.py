@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from channels.auth import AuthMiddlewareStack
+from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path
 
 from fileshare.consumers import ConciergeConsumer
+from fileshare.dashboard_consumer import DashboardConsumer
 
 websocket_urlpatterns = [
     path("ws", ConciergeConsumer.as_asgi(), name="ws"),
+    # Browsers, not programs, open the dashboard socket: check their Origin
+    # against ALLOWED_HOSTS and read the login session from the cookie.
+    path(
+        "dashboard/ws",
+        AllowedHostsOriginValidator(AuthMiddlewareStack(DashboardConsumer.as_asgi())),
+        name="dashboard-ws",
+    ),
 ]
