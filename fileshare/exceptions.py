@@ -202,6 +202,13 @@ class TooLarge(FileshareError):
     error = "too_large"
 
 
+class PreconditionFailed(FileshareError):
+    """An If-Match or If-Unmodified-Since condition does not hold for the file."""
+
+    http_status = 412
+    error = "precondition_failed"
+
+
 class RangeNotSatisfiable(FileshareError):
     """The requested range lies outside the file."""
 

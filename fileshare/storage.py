@@ -5,9 +5,12 @@ call so that a test's ``override_settings(STORAGES=...)`` takes effect), so that
 is a settings change. The functions here are synchronous: async callers reach
 them through ``fileshare.files``, which runs them in a worker thread.
 
-A backend may offer two faster paths, used when present: ``delete_prefix(prefix)``
-(S3: batch deletes by prefix) and ``open_range(name, start, end)`` returning a
-streaming binary reader (S3: a ranged GET, never buffered whole).
+A backend may offer faster paths, used when present: ``delete_prefix(prefix)``
+(S3: batch deletes by prefix), ``open_range(name, start, end)`` returning a
+streaming binary reader (S3: a ranged GET, never buffered whole),
+``iter_keys(prefix)`` (S3: a paginated listing), ``download_url(...)`` (S3: a
+presigned URL) and ``iter_uploads``/``abort_upload`` (S3: multipart uploads left
+unfinished). ``fileshare.s3.StreamingS3Storage`` has them all.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Iterator
-from typing import IO, Protocol
+from datetime import datetime
+from typing import IO, NamedTuple, Protocol
 
 from django.core.files import File
 from django.core.files.storage import Storage, storages
@@ -151,3 +155,69 @@ def _delete_tree(storage: Storage, folder: str) -> int:
     except (FileNotFoundError, OSError):
         pass
     return count
+
+
+class Blob(NamedTuple):
+    """One stored blob, as listed by :func:`iter_blobs`."""
+
+    name: str
+    size: int
+    modified: datetime
+
+
+def iter_blobs(prefix: str = "") -> Iterator[Blob]:
+    """Every blob whose name starts with ``prefix`` (a folder, ending in ``/``, or ``""``).
+
+    Uses the backend's ``iter_keys`` when it has one (S3: ``ListObjectsV2``
+    pages), otherwise walks ``listdir`` from the folder down.
+    """
+    storage = get_storage()
+    by_keys = getattr(storage, "iter_keys", None)
+    if by_keys is not None:
+        for name, size, modified in by_keys(prefix):
+            yield Blob(name, size, modified)
+        return
+    yield from _walk(storage, prefix.rstrip("/"))
+
+
+def _walk(storage: Storage, folder: str) -> Iterator[Blob]:
+    try:
+        dirs, names = storage.listdir(folder)
+    except FileNotFoundError:
+        return
+    for name in sorted(names):
+        full = f"{folder}/{name}" if folder else name
+        try:
+            yield Blob(full, storage.size(full), storage.get_modified_time(full))
+        except FileNotFoundError:  # deleted while we walked
+            continue
+    for sub in sorted(dirs):
+        yield from _walk(storage, f"{folder}/{sub}" if folder else sub)
+
+
+def download_url(name: str, filename: str, content_type: str) -> str | None:
+    """A URL the client can fetch the blob from directly, or None if the backend has none.
+
+    S3: a presigned GET that names ``filename`` as an attachment.
+    """
+    presign = getattr(get_storage(), "download_url", None)
+    if presign is None:
+        return None
+    return str(presign(name, filename, content_type))
+
+
+def iter_unfinished_uploads(prefix: str = "") -> Iterator[tuple[str, str, datetime]]:
+    """Uploads a backend began and never finished, as ``(name, upload_id, initiated)``.
+
+    S3: multipart uploads left by a killed process. Other backends have none
+    (a partial file on disk is an ordinary, unindexed blob).
+    """
+    listing = getattr(get_storage(), "iter_uploads", None)
+    if listing is None:
+        return
+    yield from listing(prefix)
+
+
+def abort_unfinished_upload(name: str, upload_id: str) -> None:
+    """Abort one upload listed by :func:`iter_unfinished_uploads`."""
+    get_storage().abort_upload(name, upload_id)

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import stored_names
 from tests.support.clients import connect
 from tests.support.server import ServerProcess
 
@@ -116,7 +117,17 @@ async def _in_thread(server: ServerProcess, method: str, target: str, key: str, 
 
 
 def _assert_storage_holds_only_client_folders(server: ServerProcess) -> None:
-    """On local disk: every stored file sits one level down in a session folder."""
+    """Every stored blob sits one level down in a session folder (on disk: a file in a
+    directory under the storage root; on S3: a key ``<prefix>/<folder>/<blob>``)."""
+    if server.env.get("FILESHARE_S3_BUCKET"):
+        prefix = server.env["FILESHARE_S3_PREFIX"].strip("/") + "/"
+        outside = [key for key in stored_names(server, whole_bucket=True) if not key.startswith(prefix)]
+        assert not outside, f"keys outside {prefix!r}: {outside}"
+        for name in stored_names(server):
+            parts = name.split("/")
+            assert len(parts) == 2 and all(parts), f"unexpected key in the bucket: {name!r}"
+            assert ".." not in parts and "\\" not in name, f"unexpected key in the bucket: {name!r}"
+        return
     root = Path(server.env.get("FILESHARE_STORAGE_ROOT", server.data_dir / "files"))
     if not root.exists():
         return

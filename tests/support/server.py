@@ -44,7 +44,7 @@ def require(address: tuple[str, int], what: str) -> None:
 
 def base_env(data_dir: Path, **overrides: str) -> dict[str, str]:
     """Environment for a server: embedded defaults under ``data_dir``, then overrides."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FILESHARE_", "CONCIERGE_", "DATABASE_URL", "REDIS_URL"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FILESHARE_", "CONCIERGE_", "DATABASE_URL", "REDIS_URL", "AWS_"))}
     env.update(
         {
             "CONCIERGE_DATA_DIR": str(data_dir),
