@@ -17,7 +17,7 @@ from django.urls import reverse_lazy
 from fileshare.models import LiveClient, ResumableUpload, ServerInstance, Service, StoredFile, Subscription
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[misc]
+class ReadOnlyAdmin(admin.ModelAdmin):
     """View-only: every field read-only, no add, change or delete."""
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:

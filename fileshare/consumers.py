@@ -60,7 +60,7 @@ def parse_identify(text: str | None) -> registry.Identity:
         tags = protocol.string_list(payload, "tags")
     except protocol.ShapeError as exc:
         raise FatalDecode(str(exc)) from None
-    return registry.Identity(name=name, nickname=nickname, version=version, tags=tags)  # type: ignore[arg-type]
+    return registry.Identity(name=name, nickname=nickname, version=version, tags=tags)
 
 
 class ConciergeConsumer(AsyncConsumer):

@@ -31,7 +31,7 @@ from fileshare import conf
 logger = logging.getLogger(__name__)
 
 
-class ReasonedWebSocketProtocol(ws_protocol.WebSocketProtocol):  # type: ignore[misc]
+class ReasonedWebSocketProtocol(ws_protocol.WebSocketProtocol):
     def _connectionMade(self) -> None:
         super()._connectionMade()
         # Autobahn drops the TCP connection on a protocol failure (such as a frame
@@ -123,7 +123,7 @@ class LazyBodyQueue(asyncio.Queue):  # type: ignore[type-arg]
 
     async def get(self) -> dict[str, Any]:
         if self.final_sent or not (self.body_complete or self.body_length > self.position):
-            return await super().get()  # type: ignore[no-any-return]
+            return await super().get()
         content = getattr(self.request, "content", None)
         if content is None or content.closed:
             self.final_sent = True
@@ -136,7 +136,7 @@ class LazyBodyQueue(asyncio.Queue):  # type: ignore[type-arg]
         return {"type": "http.request", "body": chunk, "more_body": more}
 
 
-class FlowControlServer(Server):  # type: ignore[misc]
+class FlowControlServer(Server):
     """daphne's Server with bounded request bodies and backpressure on send."""
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> asyncio.Queue | None:  # type: ignore[type-arg]

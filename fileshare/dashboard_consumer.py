@@ -56,7 +56,7 @@ def close_sockets_on_logout(sender: Any, request: HttpRequest | None, user: Any,
 user_logged_out.connect(close_sockets_on_logout, dispatch_uid="fileshare.dashboard.logout")
 
 
-class DashboardConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
+class DashboardConsumer(AsyncWebsocketConsumer):
     """One open dashboard page; staff only."""
 
     view: dashboard.View

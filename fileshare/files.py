@@ -13,7 +13,6 @@ from __future__ import annotations
 import mimetypes
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 
 from asgiref.sync import sync_to_async

@@ -197,7 +197,7 @@ async def list_path(asker: LiveClient, raw: str) -> Listing:
     Raises InvalidPath (400) for a malformed path and NotFound (404) when nothing
     has exactly that path.
     """
-    return await db(_list)(asker.pk, raw)  # type: ignore[no-any-return]
+    return await db(_list)(asker.pk, raw)
 
 
 def _delete_target(asker_id: int, raw: str) -> tuple[str, str]:

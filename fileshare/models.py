@@ -93,6 +93,9 @@ class Subscription(models.Model):
         ]
         ordering = ["created_at", "id"]
 
+    def __str__(self) -> str:
+        return f"{self.client_id} -> {self.service_id}"
+
 
 class StoredFile(models.Model):
     """The file index: one row per complete, visible file.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import json
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 JsonObject = dict[str, Any]
 
@@ -69,17 +69,17 @@ def encode(payload: JsonObject) -> str:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
-def is_valid_name(name: object, max_length: int) -> bool:
+def is_valid_name(name: object, max_length: int) -> TypeGuard[str]:
     """Letters, digits and ``_`` only, 1 to ``max_length`` characters (ASCII)."""
     return isinstance(name, str) and 0 < len(name) <= max_length and bool(NAME_RE.fullmatch(name))
 
 
-def is_compatible_version(version: object) -> bool:
+def is_compatible_version(version: object) -> TypeGuard[str]:
     """True for a semver string compatible with ``^0.2.0`` (that is, 0.2.x)."""
     if not isinstance(version, str):
         return False
     match = SEMVER_RE.fullmatch(version)
-    return bool(match) and match.group(1) == "0" and match.group(2) == "2"
+    return match is not None and match.group(1) == "0" and match.group(2) == "2"
 
 
 def field(payload: JsonObject, name: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from fileshare import conf
 from fileshare.exceptions import DuplicateName, InvalidName, InvalidService, InvalidUuid, Unauthorized
-from fileshare.models import LiveClient, Service, ServerInstance, Subscription
+from fileshare.models import LiveClient, ServerInstance, Service, Subscription
 
 
 def db(func: Any) -> Any:

@@ -7,6 +7,7 @@ named here (``fileshare.frame`` and ``fileshare.kick``).
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from channels.exceptions import ChannelFull
@@ -57,10 +58,9 @@ async def broadcast(payload: JsonObject) -> None:
 
 async def kick(channel_name: str, code: int, reason: str) -> None:
     """Ask the consumer behind ``channel_name`` to close its socket with ``code``."""
-    try:
+    # A full channel means the consumer is gone or stuck; the lease sweeper ends it either way.
+    with contextlib.suppress(ChannelFull):
         await _layer().send(channel_name, {"type": "fileshare.kick", "code": code, "reason": reason})
-    except ChannelFull:
-        pass  # the consumer is gone or stuck; the lease sweeper ends it either way
 
 
 async def join(channel_name: str) -> None:

@@ -59,7 +59,7 @@ def is_missing(error: ClientError) -> bool:
     return code in _MISSING_CODES or (status == 404 and code != "NoSuchBucket")
 
 
-class StreamingS3Storage(S3Storage):  # type: ignore[misc]
+class StreamingS3Storage(S3Storage):
     """``S3Storage`` with streaming multipart uploads, ranged reads and deletes by prefix.
 
     Extra OPTIONS: ``part_size`` (bytes per multipart part, default 8 MiB, at

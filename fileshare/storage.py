@@ -15,6 +15,7 @@ unfinished). ``fileshare.s3.StreamingS3Storage`` has them all.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from collections.abc import Callable, Iterator
@@ -42,7 +43,7 @@ def new_blob_name(folder: str, path: str) -> str:
     return f"{folder}/{uuid.uuid4().hex}{paths.blob_suffix(path)}"
 
 
-class CountingReader(File):  # type: ignore[misc]
+class CountingReader(File):
     """A read-only, non-seekable file over ``source`` that counts and hashes.
 
     Raises TooLarge past ``limit`` bytes, and calls ``still_wanted`` every
@@ -90,7 +91,7 @@ class CountingReader(File):  # type: ignore[misc]
         pass
 
     @property
-    def closed(self) -> bool:  # type: ignore[override]
+    def closed(self) -> bool:
         return False
 
 
@@ -115,19 +116,17 @@ def open_blob(name: str, start: int = 0, end: int | None = None) -> IO[bytes]:
     storage = get_storage()
     ranged = getattr(storage, "open_range", None)
     if ranged is not None:
-        return ranged(name, start, end)  # type: ignore[no-any-return]
+        return ranged(name, start, end)
     handle = storage.open(name, "rb")
     if start:
         handle.seek(start)
-    return handle  # type: ignore[no-any-return]
+    return handle
 
 
 def delete_blob(name: str) -> None:
     """Delete one blob; a missing one is not an error."""
-    try:
+    with contextlib.suppress(FileNotFoundError):
         get_storage().delete(name)
-    except FileNotFoundError:
-        pass
 
 
 def delete_folder(folder: str) -> int:
@@ -150,10 +149,8 @@ def _delete_tree(storage: Storage, folder: str) -> int:
         count += 1
     for sub in dirs:
         count += _delete_tree(storage, f"{folder}/{sub}")
-    try:  # FileSystemStorage.delete removes an empty directory
+    with contextlib.suppress(FileNotFoundError, OSError):  # FileSystemStorage.delete removes an empty directory
         storage.delete(folder)
-    except (FileNotFoundError, OSError):
-        pass
     return count
 
 

@@ -72,7 +72,7 @@ def tus_endpoint(view: AsyncView) -> AsyncView:
             response.reason_phrase = "Checksum Mismatch"
         return response
 
-    return csrf_exempt(wrapper)  # type: ignore[no-any-return]
+    return csrf_exempt(wrapper)
 
 
 def effective_method(request: HttpRequest) -> str:

@@ -13,7 +13,7 @@ from tests.support.server import ServerProcess
 
 def client_folders(server: ServerProcess, name: str) -> list[Path]:
     root = Path(server.env.get("FILESHARE_STORAGE_ROOT", server.data_dir / "files"))
-    return [p for p in root.glob(f"{name}.*")] if root.exists() else []
+    return list(root.glob(f"{name}.*")) if root.exists() else []
 
 
 async def wait_for(condition, timeout: float = 10) -> None:  # type: ignore[no-untyped-def]

@@ -31,7 +31,8 @@ import os
 import pathlib
 import re
 import shutil
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # Playwright is imported lazily so this module imports without it.
     from playwright.sync_api import Browser, Page

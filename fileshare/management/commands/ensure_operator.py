@@ -46,7 +46,7 @@ def site_url(base: str | None = None) -> str:
     return f"http://{host}:{port}"
 
 
-class Command(BaseCommand):  # type: ignore[misc]
+class Command(BaseCommand):
     """Create the first operator account if there is none; print how to log in."""
 
     help = (

@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from fileshare.reconcile import DEFAULT_GRACE, reconcile
 
 
-class Command(BaseCommand):  # type: ignore[misc]
+class Command(BaseCommand):
     help = "Compare file storage with the file index; delete orphan blobs, dangling rows and gone folders."
 
     def add_arguments(self, parser: CommandParser) -> None:
