@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -47,10 +48,8 @@ class RssSampler:
     def _rss(self) -> int:
         total = self.process.memory_info().rss
         for child in self.process.children(recursive=True):
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 total += child.memory_info().rss
-            except psutil.NoSuchProcess:
-                pass
         return total
 
     def _run(self) -> None:

@@ -68,11 +68,12 @@ def _store(upload: Upload, source: storage.Readable | offload.LocalFile) -> Stor
     blob = storage.new_blob_name(upload.folder, upload.path)
     still_wanted = partial(_owner_still_live, upload.owner_id)
     if isinstance(source, offload.LocalFile):  # a body the front proxy wrote: moved, not copied
-        reader = offload.adopt(blob, source, upload.limit, still_wanted)
+        adopted = offload.adopt(blob, source, upload.limit, still_wanted)
+        size, digest = adopted.size, adopted.sha256
     else:
         reader = storage.CountingReader(source, upload.limit, still_wanted)
         storage.save_blob(blob, reader)
-    digest = reader.sha256.hexdigest()
+        size, digest = reader.count, reader.sha256.hexdigest()
     old_blob = None
     try:
         if upload.expected_sha256 is not None and digest != upload.expected_sha256:
@@ -91,7 +92,7 @@ def _store(upload: Upload, source: storage.Readable | offload.LocalFile) -> Stor
             else:
                 old_blob = row.blob
             row.blob = blob
-            row.size = reader.count
+            row.size = size
             row.content_type = upload.content_type or guess_type(upload.path)
             row.sha256 = digest
             row.modified_at = now

@@ -269,6 +269,8 @@ def start_recipe(
     binary = find_nginx()
     if binary is None:
         raise RuntimeError("nginx is not installed (scripts/install-bench-deps.sh)")
+    if processes > 1 and not {"DATABASE_URL", "REDIS_URL"} <= set(env_overrides):
+        raise ValueError("several processes are one concierge only with DATABASE_URL and REDIS_URL")
     storage_root, upload_temp = root / "files", root / "upload-tmp"
     storage_root.mkdir(parents=True, exist_ok=True)
     upload_temp.mkdir(parents=True, exist_ok=True)
@@ -277,12 +279,8 @@ def start_recipe(
         manage(env, "migrate", "-v0")
     apps: list[ServerProcess] = []
     try:
-        for index in range(processes):
-            data_dir = root / f"app{index}"
-            app_env = dict(env)
-            if "DATABASE_URL" not in env_overrides:
-                app_env["CONCIERGE_DATA_DIR"] = str(root)  # one SQLite file for all
-            apps.append(start_concierge(app_env, data_dir, f"app{index}", "--proxy-headers"))
+        for index in range(processes):  # CONCIERGE_DATA_DIR is ``root`` for all; logs go to app<N>/
+            apps.append(start_concierge(env, root / f"app{index}", f"app{index}", "--proxy-headers"))
         upstreams = " ".join(f"server {app.host}:{app.port};" for app in apps)
         last_error: Exception | None = None
         for _attempt in range(5):  # the port may be taken between free_port() and nginx's bind
