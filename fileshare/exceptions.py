@@ -221,3 +221,33 @@ class OwnerLeft(FileshareError):
 
     http_status = 410
     error = "owner_left"
+
+
+# -- Refusals of resumable (tus) uploads: status codes from the tus 1.0 spec. -----------------
+
+
+class OffsetMismatch(Conflict):
+    """The PATCH's Upload-Offset is not the upload's current offset."""
+
+    error = "offset_mismatch"
+
+
+class UploadExpired(FileshareError):
+    """The upload expired and was removed; start a new one."""
+
+    http_status = 410
+    error = "upload_expired"
+
+
+class UploadLocked(FileshareError):
+    """The upload's file is being assembled; retry shortly."""
+
+    http_status = 423
+    error = "upload_locked"
+
+
+class ChunkChecksumMismatch(FileshareError):
+    """The PATCH body does not match its Upload-Checksum; nothing was appended."""
+
+    http_status = 460
+    error = "checksum_mismatch"

@@ -37,7 +37,16 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from fileshare import conf, files, relay, storage
-from fileshare.exceptions import Conflict, FileshareError, NotFound, OwnerLeft, TooLarge
+from fileshare.exceptions import (
+    ChunkChecksumMismatch,
+    FileshareError,
+    NotFound,
+    OffsetMismatch,
+    OwnerLeft,
+    TooLarge,
+    UploadExpired,
+    UploadLocked,
+)
 from fileshare.instance import current as current_instance
 from fileshare.models import LiveClient, ResumableUpload, ServerInstance, UploadPart
 
@@ -52,36 +61,6 @@ never be a client file's blob.
 
 CHECKSUM_ALGORITHMS: dict[str, Any] = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
 """Upload-Checksum algorithms, by their tus names (the checksum extension requires sha1)."""
-
-
-# -- Refusals specific to resumable uploads (status codes from the tus 1.0 spec). ----------
-
-
-class OffsetMismatch(Conflict):
-    """The PATCH's Upload-Offset is not the upload's current offset."""
-
-    error = "offset_mismatch"
-
-
-class UploadExpired(FileshareError):
-    """The upload expired and was removed; start a new one."""
-
-    http_status = 410
-    error = "upload_expired"
-
-
-class UploadLocked(FileshareError):
-    """The upload's file is being assembled; retry shortly."""
-
-    http_status = 423
-    error = "upload_locked"
-
-
-class ChunkChecksumMismatch(FileshareError):
-    """The PATCH body does not match its Upload-Checksum; nothing was appended."""
-
-    http_status = 460
-    error = "checksum_mismatch"
 
 
 # -- What the views see. -------------------------------------------------------------------

@@ -683,6 +683,7 @@ def test_an_assembly_claim_locks_the_upload_until_its_process_loses_its_lease(pa
     from django.utils import timezone
 
     from fileshare import resumable
+    from fileshare.exceptions import UploadLocked
     from fileshare.models import LiveClient, ResumableUpload, ServerInstance
 
     assembler = ServerInstance.objects.create(hostname="a", pid=1, heartbeat_at=timezone.now())
@@ -701,9 +702,9 @@ def test_an_assembly_claim_locks_the_upload_until_its_process_loses_its_lease(pa
 
     # While the assembler holds its lease: HEAD still says 3, the last chunk and DELETE wait (423).
     assert resumable._status(owner, state.id).offset == 3
-    with pytest.raises(resumable.UploadLocked):
+    with pytest.raises(UploadLocked):
         resumable._append(owner, state.id, 3, io.BytesIO(b"def"), 3, None, uuid.uuid4())
-    with pytest.raises(resumable.UploadLocked):
+    with pytest.raises(UploadLocked):
         resumable._terminate(owner, state.id)
 
     # The assembler dies: once its lease lapses, the last chunk may be sent again.

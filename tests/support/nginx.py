@@ -14,12 +14,11 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.server import REPO, ServerProcess, base_env, manage
+from tests.support.server import REPO, ServerProcess, base_env, manage, start_server
 
 RECIPE = REPO / "deploy" / "nginx.conf"
 INSTALL_SCRIPT = REPO / "scripts" / "install-bench-deps.sh"
@@ -187,35 +186,6 @@ def start_nginx(
     )
 
 
-def start_concierge(env: dict[str, str], data_dir: Path, name: str, *args: str, timeout: float = 30) -> ServerProcess:
-    """``runconcierge --port 0 <args>`` (e.g. ``--proxy-headers``); waits until it listens."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    ready = data_dir / f"{name}.ready"
-    ready.unlink(missing_ok=True)
-    log_path = data_dir / f"{name}.log"
-    log = open(log_path, "ab")  # noqa: SIM115 (the child owns it)
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "runconcierge", "--port", "0", "--ready-file", str(ready), *args],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log.close()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ready.exists() and ready.read_text().strip():
-            host, port = ready.read_text().split()
-            return ServerProcess(proc, host, int(port), data_dir, env, log_path)
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait(10)
-    raise RuntimeError(f"server {name} did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
-
-
 @dataclass
 class Recipe:
     """deploy/nginx.conf in front of ``runconcierge --proxy-headers`` processes."""
@@ -280,7 +250,7 @@ def start_recipe(
     apps: list[ServerProcess] = []
     try:
         for index in range(processes):  # CONCIERGE_DATA_DIR is ``root`` for all; logs go to app<N>/
-            apps.append(start_concierge(env, root / f"app{index}", f"app{index}", "--proxy-headers"))
+            apps.append(start_server(env, root / f"app{index}", f"app{index}", "--proxy-headers"))
         upstreams = " ".join(f"server {app.host}:{app.port};" for app in apps)
         last_error: Exception | None = None
         for _attempt in range(5):  # the port may be taken between free_port() and nginx's bind

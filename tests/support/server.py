@@ -134,15 +134,17 @@ class ServerProcess:
             self.proc.wait(10)
 
 
-def start_server(env: dict[str, str], data_dir: Path, name: str = "server", timeout: float = 30) -> ServerProcess:
-    """Start ``runconcierge`` on a free loopback port and wait until it listens."""
+def start_server(
+    env: dict[str, str], data_dir: Path, name: str = "server", *args: str, timeout: float = 30
+) -> ServerProcess:
+    """Start ``runconcierge`` (with extra ``args``) on a free loopback port; wait until it listens."""
     data_dir.mkdir(parents=True, exist_ok=True)
     ready = data_dir / f"{name}.ready"
     ready.unlink(missing_ok=True)
     log_path = data_dir / f"{name}.log"
     log = open(log_path, "ab")  # noqa: SIM115 (the child owns it)
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "runconcierge", "--port", "0", "--ready-file", str(ready)],
+        [sys.executable, "manage.py", "runconcierge", "--port", "0", "--ready-file", str(ready), *args],
         cwd=REPO,
         env=env,
         stdout=log,
