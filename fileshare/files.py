@@ -149,14 +149,10 @@ async def remove(owner_id: int, path: str) -> None:
     await sync_to_async(_remove, thread_sensitive=False)(owner_id, path)
 
 
-def _remove_folder(owner_id: int, folder: str) -> int:
+def remove_folder_now(owner_id: int, folder: str) -> int:
+    """Delete every file of a client (index rows, then blobs by folder prefix); sync."""
     StoredFile.objects.filter(owner_id=owner_id).delete()
     return storage.delete_folder(folder)
-
-
-async def remove_folder(owner_id: int, folder: str) -> int:
-    """Delete every file of a client, by folder prefix; returns how many blobs went."""
-    return await sync_to_async(_remove_folder, thread_sensitive=False)(owner_id, folder)
 
 
 async def read_chunks(blob: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:

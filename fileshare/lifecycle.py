@@ -10,51 +10,65 @@ started).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db import transaction
+from django.utils import timezone
 
 from fileshare import files, relay
 from fileshare.models import LiveClient, Service, Subscription
-from fileshare.registry import db, mark_leaving, service_info
+from fileshare.registry import db, service_info
 
 logger = logging.getLogger(__name__)
 
 
-def _take_services(client_id: int) -> list[dict[str, Any]]:
-    """Delete the client's services; return their info as it was."""
-    with transaction.atomic():
-        services = list(Service.objects.select_related("owner").filter(owner_id=client_id))
-        infos = [service_info(s) for s in services]
-        Service.objects.filter(pk__in=[s.pk for s in services]).delete()
-    return infos
+@dataclass
+class Departure:
+    """What a leaving client held, taken from the tables in one transaction."""
+
+    info: dict[str, Any]
+    channel_name: str
+    folder: str
+    services: list[dict[str, Any]]
+    """Info of the services it owned (now deleted)."""
+    subscriptions: list[tuple[dict[str, Any], list[str]]]
+    """Per service it had joined (now left): its info and the channels to tell."""
 
 
-def _take_subscriptions(client_id: int) -> list[tuple[dict[str, Any], list[str]]]:
-    """Unsubscribe the client; return (service info, channels to tell) per service."""
-    out = []
+def _depart(client_id: int, force: bool) -> Departure | None:
+    """Claim the leave (the key is refused from here on) and take services and subscriptions.
+
+    ``None`` if the client is gone, or if another caller claimed the leave first and
+    ``force`` is not given.
+    """
     with transaction.atomic():
-        subs = list(
-            Subscription.objects.select_related("service__owner").filter(client_id=client_id)
-        )
-        Subscription.objects.filter(pk__in=[s.pk for s in subs]).delete()
-        for sub in subs:
-            service = sub.service
+        claimed = LiveClient.objects.filter(pk=client_id, left_at__isnull=True).update(left_at=timezone.now())
+        client = LiveClient.objects.filter(pk=client_id).first()
+        if client is None or not (claimed or force):
+            return None
+        owned = list(Service.objects.select_related("owner").filter(owner_id=client_id))
+        services = [service_info(s) for s in owned]
+        Service.objects.filter(pk__in=[s.pk for s in owned]).delete()
+        joined = list(Subscription.objects.select_related("service__owner").filter(client_id=client_id))
+        Subscription.objects.filter(pk__in=[s.pk for s in joined]).delete()
+        subscriptions = []
+        for sub in joined:
             # Told: the service's remaining subscribers (the owner only if subscribed).
             channels = list(
-                service.subscriptions.filter(client__left_at__isnull=True).values_list(
+                sub.service.subscriptions.filter(client__left_at__isnull=True).values_list(
                     "client__channel_name", flat=True
                 )
             )
-            out.append((service_info(service), channels))
-    return out
+            subscriptions.append((service_info(sub.service), channels))
+        return Departure(client.info(), client.channel_name, client.folder, services, subscriptions)
 
 
-def _client_snapshot(client_id: int) -> tuple[dict[str, Any], str, str] | None:
-    client = LiveClient.objects.filter(pk=client_id).first()
-    if client is None:
-        return None
-    return client.info(), client.channel_name, client.folder
+def _vacate(client_id: int, folder: str) -> None:
+    """Delete the client's files from storage, then its row (index rows go with it)."""
+    files.remove_folder_now(client_id, folder)
+    LiveClient.objects.filter(pk=client_id).delete()
 
 
 async def leave(client_id: int, reason: str, *, force: bool = False) -> bool:
@@ -64,28 +78,25 @@ async def leave(client_id: int, reason: str, *, force: bool = False) -> bool:
     (SERVICE_DELETE_RESULT to everyone), it is unsubscribed from the services it
     had joined (SERVICE_CLIENT_UNSUBSCRIBED to those only), its files are deleted,
     its row goes (key refused, name free) and CLIENT_LEFT goes to everyone. The key
-    is refused from the first step on.
+    is refused from the first step on. Two trips to the database in all.
     """
-    first = await mark_leaving(client_id)
-    if not first and not force:
+    departure = await db(_depart)(client_id, force)
+    if departure is None:
         return False
-    snapshot = await db(_client_snapshot)(client_id)
-    if snapshot is None:
-        return False
-    info, channel_name, folder = snapshot
+    info = departure.info
     logger.info("client %s leaving: %s", info["name"], reason)
-    await relay.part(channel_name)
+    await relay.part(departure.channel_name)
 
-    for service in await db(_take_services)(client_id):
+    for service in departure.services:
         await relay.broadcast({"type": "SERVICE_DELETE_RESULT", "service": service})
         await relay.notify_dashboard("service_deleted", service=service["name"])
-    for service, channels in await db(_take_subscriptions)(client_id):
+    for service, channels in departure.subscriptions:
         event = {"type": "SERVICE_CLIENT_UNSUBSCRIBED", "client": info, "service": service}
         await relay.deliver_many(channels, event)
         await relay.notify_dashboard("service_changed", service=service["name"])
 
-    await files.remove_folder(client_id, folder)
-    await db(LiveClient.objects.filter(pk=client_id).delete)()
+    # Storage I/O may be slow (S3): a worker thread of its own, not the database thread.
+    await sync_to_async(_vacate, thread_sensitive=False)(client_id, departure.folder)
     await relay.broadcast({"type": "CLIENT_LEFT", "client": info})
     await relay.notify_dashboard("client_left", client=info["name"])
     return True

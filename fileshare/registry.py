@@ -14,11 +14,10 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import IntegrityError, close_old_connections, transaction
-from django.utils import timezone
 
 from fileshare import conf
 from fileshare.exceptions import DuplicateName, InvalidName, InvalidService, InvalidUuid, Unauthorized
-from fileshare.models import LiveClient, ServerInstance, Service, Subscription
+from fileshare.models import LiveClient, Service, Subscription
 
 
 def db(func: Any) -> Any:
@@ -200,25 +199,3 @@ def _subscriptions_of(client_id: int) -> list[str]:
 
 subscriptions_of = db(_subscriptions_of)
 """``await subscriptions_of(client_pk)`` -> names of the services a client has joined."""
-
-
-def _release(client_id: int) -> None:
-    LiveClient.objects.filter(pk=client_id).delete()
-
-
-release = db(_release)
-"""``await release(pk)``: delete the client row; its name becomes free."""
-
-
-def _mark_leaving(client_id: int) -> bool:
-    return bool(
-        LiveClient.objects.filter(pk=client_id, left_at__isnull=True).update(left_at=timezone.now())
-    )
-
-
-mark_leaving = db(_mark_leaving)
-"""``await mark_leaving(pk)`` -> True for the first caller; from then the key is refused."""
-
-
-def instance_exists(instance_id: uuid.UUID) -> bool:
-    return ServerInstance.objects.filter(pk=instance_id).exists()
