@@ -251,3 +251,17 @@ class ChunkChecksumMismatch(FileshareError):
 
     http_status = 460
     error = "checksum_mismatch"
+
+
+class VersionMismatch(FileshareError):
+    """The request does not speak tus 1.0.0 (``Tus-Resumable`` missing or different)."""
+
+    http_status = 412
+    error = "unsupported_version"
+
+
+class UnsupportedMediaType(FileshareError):
+    """A PATCH body must be sent as ``application/offset+octet-stream``."""
+
+    http_status = 415
+    error = "unsupported_media_type"

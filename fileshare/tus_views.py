@@ -32,7 +32,7 @@ from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from fileshare import auth, conf, paths, resumable
-from fileshare.exceptions import BadRequest, FileshareError, NotFound, TooLarge
+from fileshare.exceptions import BadRequest, NotFound, TooLarge, UnsupportedMediaType, VersionMismatch
 from fileshare.http import AsyncView, json_errors
 
 TUS_VERSION = "1.0.0"
@@ -42,20 +42,6 @@ MAX_METADATA_CHARS = 8192
 _DIGITS = re.compile(r"[0-9]{1,19}")
 # RFC 6838 restricted names: type/subtype; parameters are dropped.
 _MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
-
-
-class VersionMismatch(FileshareError):
-    """The request does not speak tus 1.0.0 (``Tus-Resumable`` missing or different)."""
-
-    http_status = 412
-    error = "unsupported_version"
-
-
-class UnsupportedMediaType(FileshareError):
-    """A PATCH body must be sent as ``application/offset+octet-stream``."""
-
-    http_status = 415
-    error = "unsupported_media_type"
 
 
 def tus_endpoint(view: AsyncView) -> AsyncView:
