@@ -149,12 +149,6 @@ async def remove(owner_id: int, path: str) -> None:
     await sync_to_async(_remove, thread_sensitive=False)(owner_id, path)
 
 
-def remove_folder_now(owner_id: int, folder: str) -> int:
-    """Delete every file of a client (index rows, then blobs by folder prefix); sync."""
-    StoredFile.objects.filter(owner_id=owner_id).delete()
-    return storage.delete_folder(folder)
-
-
 async def read_chunks(blob: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
     """Stream a blob's bytes ``[start, end)`` in chunks, one worker-thread read per chunk."""
     handle = await sync_to_async(storage.open_blob, thread_sensitive=False)(blob, start, end)

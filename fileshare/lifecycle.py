@@ -17,7 +17,7 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
-from fileshare import files, relay
+from fileshare import relay, storage
 from fileshare.models import LiveClient, Service, Subscription
 from fileshare.registry import db, service_info
 
@@ -65,9 +65,8 @@ def _depart(client_id: int, force: bool) -> Departure | None:
         return Departure(client.info(), client.channel_name, client.folder, services, subscriptions)
 
 
-def _vacate(client_id: int, folder: str) -> None:
-    """Delete the client's files from storage, then its row (index rows go with it)."""
-    files.remove_folder_now(client_id, folder)
+def _release(client_id: int) -> None:
+    """Delete the client's row: its name is free; its index rows go with it (cascade)."""
     LiveClient.objects.filter(pk=client_id).delete()
 
 
@@ -78,7 +77,8 @@ async def leave(client_id: int, reason: str, *, force: bool = False) -> bool:
     (SERVICE_DELETE_RESULT to everyone), it is unsubscribed from the services it
     had joined (SERVICE_CLIENT_UNSUBSCRIBED to those only), its files are deleted,
     its row goes (key refused, name free) and CLIENT_LEFT goes to everyone. The key
-    is refused from the first step on. Two trips to the database in all.
+    is refused from the first step on. Two trips to the database in all, both on
+    the database thread (SQLite has one writer at a time).
     """
     departure = await db(_depart)(client_id, force)
     if departure is None:
@@ -95,8 +95,11 @@ async def leave(client_id: int, reason: str, *, force: bool = False) -> bool:
         await relay.deliver_many(channels, event)
         await relay.notify_dashboard("service_changed", service=service["name"])
 
-    # Storage I/O may be slow (S3): a worker thread of its own, not the database thread.
-    await sync_to_async(_vacate, thread_sensitive=False)(client_id, departure.folder)
+    # Storage I/O may be slow (S3): a worker thread of its own, not the database
+    # thread. Between the two steps the index rows still exist, but nothing serves
+    # them: lookups skip clients whose leave has started.
+    await sync_to_async(storage.delete_folder, thread_sensitive=False)(departure.folder)
+    await db(_release)(client_id)
     await relay.broadcast({"type": "CLIENT_LEFT", "client": info})
     await relay.notify_dashboard("client_left", client=info["name"])
     return True
