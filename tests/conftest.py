@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.clients import Client, connect
 from tests.support.s3server import (
     S3Server,
     aws_isolation_env,
@@ -288,3 +289,27 @@ def operator(server: ServerProcess) -> Account:
     }
     manage(env, "ensure_operator")
     return account
+
+
+# -- Clients of the server under test: ``app`` is ``server`` unless a module overrides it. ----
+
+
+@pytest.fixture
+def app(server: ServerProcess) -> ServerProcess:
+    """The server that ``owner`` and ``http`` talk to."""
+    return server
+
+
+@pytest.fixture
+async def owner(app: ServerProcess, name: str) -> AsyncIterator[Client]:
+    """An identified client named after the test."""
+    client = await connect(app.ws_url, name)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def http(app: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the server's file API."""
+    async with httpx.AsyncClient(base_url=app.url, timeout=60) as client:
+        yield client

@@ -20,7 +20,7 @@ import pytest
 import websockets
 
 from tests.conftest import Account, Cluster, Spawn, create_account, operator_session
-from tests.support.clients import Client, connect, identify_payload
+from tests.support.clients import Client, close_code, connect, identify_payload
 from tests.support.server import ServerProcess, manage
 
 Payload = dict[str, Any]
@@ -89,18 +89,6 @@ async def upload(server: ServerProcess, client: Client, path: str, body: bytes) 
     async with httpx.AsyncClient(base_url=server.url) as fs:
         response = await fs.put(f"/fs/{client.name}/{path}", content=body, headers={"Authorization": client.key})
         assert response.status_code == 201, response.text
-
-
-async def close_code(client: Client) -> int:
-    """Wait (5 s at most) for the server to close ``client``'s socket; return the close code."""
-    try:
-        async with asyncio.timeout(5):
-            while True:
-                await client.ws.recv()
-    except websockets.ConnectionClosed as exc:
-        assert exc.rcvd is not None
-        return exc.rcvd.code
-    raise AssertionError("not closed")
 
 
 # -- who may see what ----------------------------------------------------------------------

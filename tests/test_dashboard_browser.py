@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import pytest
-import websockets
 
 from tests.conftest import Account, Spawn, create_account
 from tests.support.browser import REPO_ROOT, launch_browser, require_chromium, save_screenshot
-from tests.support.clients import Client, connect
+from tests.support.clients import Client, close_code, connect
 from tests.support.server import ServerProcess, manage
 from tests.test_dashboard import BULK
 
@@ -84,17 +83,6 @@ def log_in(browser: Browser, server: ServerProcess, account: Account, width: int
 def upload(server: ServerProcess, client: Client, path: str, body: bytes) -> None:
     response = httpx.put(f"{server.url}/fs/{client.name}/{path}", content=body, headers={"Authorization": client.key})
     assert response.status_code == 201, response.text
-
-
-async def close_code(client: Client) -> int:
-    try:
-        async with asyncio.timeout(5):
-            while True:
-                await client.ws.recv()
-    except websockets.ConnectionClosed as exc:
-        assert exc.rcvd is not None
-        return exc.rcvd.code
-    raise AssertionError("not closed")
 
 
 def row(page: Page, table: str, key: str) -> str:

@@ -14,10 +14,9 @@ from tests.support.server import ServerProcess
 
 
 @pytest.fixture
-async def owner(files_server: ServerProcess, name: str) -> Client:
-    client = await connect(files_server.ws_url, name)
-    yield client
-    await client.close()
+def app(files_server: ServerProcess) -> ServerProcess:
+    """The shared ``owner`` and ``http`` fixtures run against every storage backend here."""
+    return files_server
 
 
 @pytest.fixture
@@ -25,12 +24,6 @@ async def other(files_server: ServerProcess, name: str) -> Client:
     client = await connect(files_server.ws_url, name + "_o")
     yield client
     await client.close()
-
-
-@pytest.fixture
-async def http(files_server: ServerProcess) -> httpx.AsyncClient:
-    async with httpx.AsyncClient(base_url=files_server.url, timeout=60) as client:
-        yield client
 
 
 def error_of(response: httpx.Response) -> dict[str, str]:

@@ -20,21 +20,15 @@ from tests.conftest import s3_client_of, stored_names
 from tests.support.clients import Client, connect
 from tests.support.server import ServerProcess
 
+
+@pytest.fixture
+def app(files_server: ServerProcess) -> ServerProcess:
+    """The shared ``owner`` and ``http`` fixtures run against every storage backend here."""
+    return files_server
+
+
 SIZE = 600_000  # a few of the server's 256 KiB read chunks
 DATA = os.urandom(SIZE)
-
-
-@pytest.fixture
-async def owner(files_server: ServerProcess, name: str) -> Client:
-    client = await connect(files_server.ws_url, name)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def http(files_server: ServerProcess) -> httpx.AsyncClient:
-    async with httpx.AsyncClient(base_url=files_server.url, timeout=60) as client:
-        yield client
 
 
 @pytest.fixture

@@ -16,23 +16,10 @@ from tests.support.server import ServerProcess, manage
 
 
 @pytest.fixture
-async def owner(server: ServerProcess, name: str) -> AsyncIterator[Client]:
-    client = await connect(server.ws_url, name)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
 async def other(server: ServerProcess, name: str) -> AsyncIterator[Client]:
     client = await connect(server.ws_url, name + "_o")
     yield client
     await client.close()
-
-
-@pytest.fixture
-async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        yield client
 
 
 async def put(http: httpx.AsyncClient, client: Client, path: str, data: bytes = b"x") -> dict[str, Any]:

@@ -21,7 +21,7 @@ from pw_rpc.internal import packet_pb2
 from pw_status import Status
 
 from fileshare import listing, pw_rpc
-from tests.support.clients import Client, connect, identify_payload
+from tests.support.clients import Client, identify_payload
 from tests.support.server import ServerProcess
 from tests.test_listing import bulk_insert, put
 
@@ -85,19 +85,6 @@ async def pw(server: ServerProcess, name: str) -> AsyncIterator[PwFileClient]:
     client = await asyncio.to_thread(PwFileClient, server.ws_url, name + "_pw")
     yield client
     await asyncio.to_thread(client.close)
-
-
-@pytest.fixture
-async def owner(server: ServerProcess, name: str) -> AsyncIterator[Client]:
-    client = await connect(server.ws_url, name)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        yield client
 
 
 async def call(method: Any, **request: Any) -> Any:

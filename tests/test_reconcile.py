@@ -12,8 +12,15 @@ import httpx
 import pytest
 
 from tests.conftest import s3_client_of, stored_names
-from tests.support.clients import Client, connect
+from tests.support.clients import Client
 from tests.support.server import ServerProcess, manage
+
+
+@pytest.fixture
+def app(files_server: ServerProcess) -> ServerProcess:
+    """The shared ``owner`` and ``http`` fixtures run against every storage backend here."""
+    return files_server
+
 
 GHOST = "ghost_client.0123456789abcdef"
 
@@ -68,13 +75,6 @@ async def upload(server: ServerProcess, client: Client, path: str, data: bytes) 
 
 async def reconcile(server: ServerProcess, *args: str) -> str:
     return (await asyncio.to_thread(manage, server.env, "fileshare_reconcile", *args)).stdout
-
-
-@pytest.fixture
-async def owner(files_server: ServerProcess, name: str) -> Client:
-    client = await connect(files_server.ws_url, name)
-    yield client
-    await client.close()
 
 
 async def test_reconcile_fixes_orphans_dangling_rows_and_gone_folders(

@@ -92,19 +92,6 @@ def error_of(response: httpx.Response) -> str:
 # -- Fixtures -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def owner(server: ServerProcess, name: str) -> AsyncIterator[Client]:
-    client = await connect(server.ws_url, name)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-        yield client
-
-
 @pytest.fixture(scope="module")
 def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server with a 1 KiB PATCH limit and a 10 KiB upload limit."""

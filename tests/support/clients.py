@@ -103,3 +103,15 @@ async def refused(ws_url: str, *frames: str | bytes, wait: float = 10) -> tuple[
             assert exc.rcvd is not None, "the server closed without a close frame"
             return exc.rcvd.code, exc.rcvd.reason
     raise AssertionError("the socket was not closed")
+
+
+async def close_code(client: Client, wait: float = 5) -> int:
+    """Wait (``wait`` s at most) for the server to close ``client``'s socket; return the close code."""
+    try:
+        async with asyncio.timeout(wait):
+            while True:
+                await client.ws.recv()
+    except websockets.ConnectionClosed as exc:
+        assert exc.rcvd is not None
+        return exc.rcvd.code
+    raise AssertionError("not closed")
