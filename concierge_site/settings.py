@@ -134,7 +134,7 @@ REDIS_URL = env("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "fileshare.redis_layer.ConciergeRedisLayer",
             "CONFIG": {
                 # redis-py 8 defaults socket_timeout to 5 s, which aborts the
                 # blocking BZPOPMIN that channels_redis waits on (channels_redis

@@ -10,6 +10,7 @@ handshake). No traceback reaches a client.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from typing import Any
 
@@ -28,11 +29,15 @@ from fileshare.exceptions import (
     NotIdentified,
     ProtocolError,
 )
-from fileshare.handlers import HANDLERS
+from fileshare.handlers import HANDLERS, Later
 from fileshare.models import LiveClient
 from fileshare.protocol import CloseCode, JsonObject
 
 logger = logging.getLogger(__name__)
+
+MAX_REPLIES_DUE = 256
+"""Replies waiting for their delivery (handlers.Later) before the consumer stops
+reading frames until they are sent: the sender's window, in frames."""
 
 
 def parse_identify(text: str | None) -> registry.Identity:
@@ -74,6 +79,8 @@ class ConciergeConsumer(AsyncConsumer):
         self.closing = False
         self.seq = 0
         self._deadline: asyncio.TimerHandle | None = None
+        self._due: collections.deque[tuple[int, JsonObject | Later]] = collections.deque()
+        self._replier: asyncio.Task[None] | None = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch hops to a thread (close_old_connections) before every
@@ -112,7 +119,12 @@ class ConciergeConsumer(AsyncConsumer):
             return
         number = self.seq
         self.seq += 1
-        reply: JsonObject = await self._handle(text)
+        reply = await self._handle(text)
+        if isinstance(reply, Later) and reply.pending.done() and not self._due:
+            reply = self._settled(reply)
+        if isinstance(reply, Later) or self._due:
+            await self._reply_later(number, reply)
+            return
         reply.setdefault("seq", number)
         await self.send_payload(reply)
 
@@ -120,6 +132,7 @@ class ConciergeConsumer(AsyncConsumer):
         self.closing = True
         if self._deadline is not None:
             self._deadline.cancel()
+        self._abandon_replies()
         if self.identified:
             registry.local.remove(self.client)
             try:
@@ -134,6 +147,10 @@ class ConciergeConsumer(AsyncConsumer):
         """A payload relayed from another client or a broadcast."""
         if self.identified and not self.closing:
             await self.send({"type": "websocket.send", "text": message["text"]})
+
+    async def fileshare_forget(self, message: dict[str, Any]) -> None:
+        """A client somewhere started to leave: this process must not route to it any more."""
+        registry.remote.forget(str(message["name"]), str(message["public_id"]))
 
     async def fileshare_kick(self, message: dict[str, Any]) -> None:
         """Close the socket on request (dashboard, lapsed lease)."""
@@ -167,12 +184,15 @@ class ConciergeConsumer(AsyncConsumer):
         await relay.notify_dashboard("client_joined", client=identity.name)
         logger.info("client %s identified", identity.name)
 
-    async def _handle(self, text: str) -> JsonObject:
+    async def _handle(self, text: str) -> JsonObject | Later:
         try:
             payload = protocol.decode(text)
             handler = HANDLERS.get(payload["type"])
             if handler is None:
                 return {"type": "ERROR_UNSUPPORTED", "desc": f"unsupported payload type {payload['type']!r}"}
+            if payload["type"] != "MESSAGE" and self._due:
+                # Other handlers may send frames of their own: earlier replies go first.
+                await self._replies_sent()
             return await handler(self, payload)
         except (protocol.DecodeError, protocol.ShapeError) as exc:
             return ProtocolError(str(exc)).payload()
@@ -181,6 +201,51 @@ class ConciergeConsumer(AsyncConsumer):
         except Exception:
             logger.exception("handler failed for a frame from %s", self.client.name)
             return FileshareError("internal error; the request was not completed").payload()
+
+    # -- replies that wait for a delivery ----------------------------------------------------
+
+    def _settled(self, later: Later) -> JsonObject:
+        """The reply a completed Later stands for."""
+        try:
+            later.pending.result()
+        except FileshareError as exc:
+            return exc.payload()
+        except Exception:
+            logger.exception("a delivery for %s failed", self.client.name)
+            return FileshareError("internal error; the message was not delivered").payload()
+        return dict(later.reply)
+
+    async def _reply_later(self, number: int, reply: JsonObject | Later) -> None:
+        """Queue a reply behind the ones still due; replies go out in frame order."""
+        self._due.append((number, reply))
+        if self._replier is None or self._replier.done():
+            self._replier = asyncio.ensure_future(self._send_due())
+        if len(self._due) >= MAX_REPLIES_DUE:
+            await self._replies_sent()
+
+    async def _replies_sent(self) -> None:
+        if self._replier is not None and not self._replier.done():
+            await asyncio.wait([self._replier])
+
+    async def _send_due(self) -> None:
+        while self._due and not self.closing:
+            number, reply = self._due[0]
+            if isinstance(reply, Later):
+                await asyncio.wait([reply.pending])
+                reply = self._settled(reply)
+            self._due.popleft()
+            reply.setdefault("seq", number)
+            await self.send_payload(reply)
+
+    def _abandon_replies(self) -> None:
+        """The socket is gone: the deliveries go on, their replies are dropped."""
+        if self._replier is not None:
+            self._replier.cancel()
+        for _, reply in self._due:
+            if isinstance(reply, Later):
+                # Retrieve the outcome so that asyncio does not log it as never retrieved.
+                reply.pending.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._due.clear()
 
     async def _refuse(self, exc: FileshareError) -> None:
         if self.closing:

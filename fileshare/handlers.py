@@ -7,7 +7,9 @@ becomes the reply. Handlers never close the socket.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from django.db import IntegrityError, transaction
@@ -42,7 +44,17 @@ class Session(Protocol):
     async def send_payload(self, payload: JsonObject) -> None: ...
 
 
-Handler = Callable[[Session, JsonObject], Awaitable[JsonObject]]
+@dataclass(frozen=True)
+class Later:
+    """A reply that is due once ``pending`` completes (or becomes the payload of its
+    FileshareError). The consumer sends replies in frame order, so it can go on
+    reading frames meanwhile: a sender does not wait a round trip per MESSAGE."""
+
+    pending: asyncio.Future[None]
+    reply: JsonObject
+
+
+Handler = Callable[[Session, JsonObject], Awaitable[JsonObject | Later]]
 HANDLERS: dict[str, Handler] = {}
 
 
@@ -85,17 +97,17 @@ def _owned_service(service_name: str, sender_id: int) -> dict[str, Any]:
 
 
 @handles("MESSAGE")
-async def message(session: Session, payload: JsonObject) -> JsonObject:
+async def message(session: Session, payload: JsonObject) -> JsonObject | Later:
     target = field(payload, "target", dict)
     kind = field(target, "type", str)
     origin: dict[str, Any] = session.client.info()
     out: JsonObject = {"type": "MESSAGE", "target": target, "data": payload.get("data"), "origin": origin}
     if kind == "NAME":
-        receiver = await registry.by_name(field(target, "name", str))
-        await relay.deliver(receiver.channel_name, out)
+        channel = await registry.channel_for_name(field(target, "name", str))
+        return Later(await relay.start_delivery(channel, out), {"type": "OK"})
     elif kind == "UUID":
-        receiver = await registry.by_public_id(field(target, "uuid", str))
-        await relay.deliver(receiver.channel_name, out)
+        channel = await registry.channel_for_public_id(field(target, "uuid", str))
+        return Later(await relay.start_delivery(channel, out), {"type": "OK"})
     elif kind == "SERVICE":
         info, channels = await db(_service_route)(field(target, "service", str), session.client.pk)
         origin["service"] = info
@@ -106,9 +118,9 @@ async def message(session: Session, payload: JsonObject) -> JsonObject:
             )
     elif kind == "SERVICE_CLIENT_UUID":
         info = await db(_owned_service)(field(target, "service", str), session.client.pk)
-        receiver = await registry.by_public_id(field(target, "uuid", str))
+        channel = await registry.channel_for_public_id(field(target, "uuid", str))
         origin["service"] = info
-        await relay.deliver(receiver.channel_name, out)
+        return Later(await relay.start_delivery(channel, out), {"type": "OK"})
     elif kind == "ALL":
         await relay.broadcast(out)
     else:

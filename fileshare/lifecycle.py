@@ -86,6 +86,8 @@ async def leave(client_id: int, reason: str, *, force: bool = False) -> bool:
     info = departure.info
     logger.info("client %s leaving: %s", info["name"], reason)
     await relay.part(departure.channel_name)
+    # Other processes stop relaying to it now, not when CLIENT_LEFT goes out.
+    await relay.forget(info)
 
     for service in departure.services:
         await relay.broadcast({"type": "SERVICE_DELETE_RESULT", "service": service})

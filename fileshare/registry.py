@@ -8,6 +8,7 @@ raise the protocol's exceptions so that callers only have to let them bubble.
 from __future__ import annotations
 
 import functools
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -65,9 +66,65 @@ class LocalClients:
             del self.by_name[client.name]
         if self.by_public_id.get(str(client.public_id)) is client:
             del self.by_public_id[str(client.public_id)]
+        if not self.by_name:
+            # No consumer here hears forgets any more (see RemoteRoutes).
+            remote.clear()
 
     def channel_names(self) -> list[str]:
         return [client.channel_name for client in self.by_name.values()]
+
+
+class RemoteRoutes:
+    """Channel names of clients served by other processes, so that relaying to them
+    costs no database trip per message.
+
+    An entry goes when the client starts to leave: the leave sequence sends
+    ``fileshare.forget`` to every client's channel, and each consumer that gets it
+    calls ``forget`` (a process with no clients of its own hears nothing, so its
+    routes are dropped when its last client goes). Entries also expire after
+    ``ttl`` seconds, which bounds the staleness should a forget be lost. A lookup
+    that raced a forget is not stored (``generation``).
+    """
+
+    def __init__(self, ttl: float = 5.0) -> None:
+        self.ttl = ttl
+        self.generation = 0
+        self._by_name: dict[str, tuple[float, str, str]] = {}
+        self._by_public_id: dict[str, tuple[float, str, str]] = {}
+
+    def _fresh(self, entry: tuple[float, str, str] | None) -> str | None:
+        if entry is None or time.monotonic() > entry[0]:
+            return None
+        return entry[2]
+
+    def channel_for_name(self, name: str) -> str | None:
+        return self._fresh(self._by_name.get(name))
+
+    def channel_for_public_id(self, public_id: str) -> str | None:
+        return self._fresh(self._by_public_id.get(public_id))
+
+    def remember(self, client: LiveClient, generation: int) -> None:
+        """Store a route found in the database, unless a forget came in meanwhile."""
+        if generation != self.generation:
+            return
+        entry = (time.monotonic() + self.ttl, client.name, client.channel_name)
+        public_id = str(client.public_id)
+        self._by_name[client.name] = entry
+        self._by_public_id[public_id] = (entry[0], public_id, client.channel_name)
+
+    def forget(self, name: str, public_id: str) -> None:
+        self.generation += 1
+        self._by_name.pop(name, None)
+        self._by_public_id.pop(public_id, None)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._by_name.clear()
+        self._by_public_id.clear()
+
+
+remote = RemoteRoutes()
+"""Routes to other processes' clients (cached; see RemoteRoutes)."""
 
 
 local = LocalClients()
@@ -122,15 +179,6 @@ def _by_name(name: str) -> LiveClient:
     return client
 
 
-async def by_name(name: str) -> LiveClient:
-    """The live client named ``name``: this process's own first, else the database.
-
-    Raises InvalidName.
-    """
-    client = local.by_name.get(name)
-    return client if client is not None else await db(_by_name)(name)
-
-
 def _by_public_id(public_id: str) -> LiveClient:
     try:
         value = uuid.UUID(public_id)
@@ -140,6 +188,37 @@ def _by_public_id(public_id: str) -> LiveClient:
     if client is None:
         raise InvalidUuid(f"no live client has the id {public_id}", uuid=public_id)
     return client
+
+
+async def channel_for_name(name: str) -> str:
+    """The channel of the live client named ``name``, for relaying; raises InvalidName.
+
+    This process's own clients first, then the route cache, then the database.
+    """
+    client = local.by_name.get(name)
+    if client is not None:
+        return client.channel_name
+    channel = remote.channel_for_name(name)
+    if channel is None:
+        generation = remote.generation
+        found = await db(_by_name)(name)
+        remote.remember(found, generation)
+        channel = found.channel_name
+    return channel
+
+
+async def channel_for_public_id(public_id: str) -> str:
+    """The channel of the live client with that public id, for relaying; raises InvalidUuid."""
+    client = local.by_public_id.get(public_id)
+    if client is not None:
+        return client.channel_name
+    channel = remote.channel_for_public_id(public_id)
+    if channel is None:
+        generation = remote.generation
+        found = await db(_by_public_id)(public_id)
+        remote.remember(found, generation)
+        channel = found.channel_name
+    return channel
 
 
 async def by_public_id(public_id: str) -> LiveClient:

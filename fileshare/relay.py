@@ -2,11 +2,12 @@
 
 Payloads are encoded once here and travel as ready text, so a broadcast to a
 thousand clients costs one ``json.dumps``. Every consumer handles the event types
-named here (``fileshare.frame`` and ``fileshare.kick``).
+named here (``fileshare.frame``, ``fileshare.forget`` and ``fileshare.kick``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -38,6 +39,38 @@ async def deliver(channel_name: str, payload: JsonObject) -> None:
         raise TargetBusy("the receiver is not keeping up: its queue is full and the message was not delivered") from None
 
 
+async def start_delivery(channel_name: str, payload: JsonObject) -> asyncio.Future[None]:
+    """Hand one payload to one client, in order, without waiting for the layer's answer.
+
+    The payload's place behind this process's earlier sends is fixed when this
+    returns; the future fails with TargetBusy if the receiver's queue was full.
+    With a layer that cannot send in order (the in-memory one) the send is done
+    here and TargetBusy raised at once.
+    """
+    layer = _layer()
+    send_in_order = getattr(layer, "send_in_order", None)
+    result: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    if send_in_order is None:
+        await deliver(channel_name, payload)
+        result.set_result(None)
+        return result
+    queued: asyncio.Future[None] = send_in_order(channel_name, {"type": "fileshare.frame", "text": encode(payload)})
+
+    def settle(done: asyncio.Future[None]) -> None:
+        if result.done():
+            return
+        error = done.exception() if not done.cancelled() else ConnectionError("the delivery was cancelled")
+        if isinstance(error, ChannelFull):
+            error = TargetBusy("the receiver is not keeping up: its queue is full and the message was not delivered")
+        if error is None:
+            result.set_result(None)
+        else:
+            result.set_exception(error)
+
+    queued.add_done_callback(settle)
+    return result
+
+
 async def deliver_many(channel_names: list[str], payload: JsonObject) -> list[str]:
     """Send one payload to several clients; returns the channels that were full."""
     layer = _layer()
@@ -54,6 +87,17 @@ async def deliver_many(channel_names: list[str], payload: JsonObject) -> list[st
 async def broadcast(payload: JsonObject) -> None:
     """Send one payload to every identified client."""
     await _layer().group_send(CLIENTS_GROUP, {"type": "fileshare.frame", "text": encode(payload)})
+
+
+async def forget(info: JsonObject) -> None:
+    """Tell every process to drop its cached route to a client that is leaving.
+
+    Sent to every client's channel: each consumer that gets it updates its
+    process's ``registry.remote`` (a process with clients has at least one).
+    """
+    await _layer().group_send(
+        CLIENTS_GROUP, {"type": "fileshare.forget", "name": info["name"], "public_id": info["uuid"]}
+    )
 
 
 async def kick(channel_name: str, code: int, reason: str) -> None:

@@ -128,3 +128,29 @@ async def test_clients_on_different_processes_message_subscribe_and_fetch_each_o
     assert (await on_a.expect("SERVICE_DELETE_RESULT"))["service"]["name"] == service
     await on_a.expect(lambda p: p["type"] == "CLIENT_LEFT" and p["client"]["name"] == on_b.name)
     await on_a.close()
+
+
+async def test_a_route_to_a_client_on_another_process_ends_when_it_leaves_and_its_name_comes_back(
+    cluster: Cluster, name: str
+) -> None:
+    """Processes keep routes to each other's clients; a leave ends them, a newcomer gets its own."""
+    a, b = cluster.processes
+    sender = await connect(a.ws_url, f"{name}_s")
+    first = await connect(b.ws_url, name)
+    to_name = {"type": "MESSAGE", "target": {"type": "NAME", "name": name}}
+    to_uuid = {"type": "MESSAGE", "target": {"type": "UUID", "uuid": first.public_id}}
+    for payload in (to_name, to_uuid):  # routes now known to A
+        assert (await sender.request({**payload, "data": "hi"}))["type"] == "OK"
+        assert (await first.expect("MESSAGE"))["data"] == "hi"
+    await first.close()
+    await sender.expect(lambda p: p["type"] == "CLIENT_LEFT" and p["client"]["name"] == name)
+    assert (await sender.request({**to_name, "data": "late"}))["type"] == "INVALID_NAME"
+    assert (await sender.request({**to_uuid, "data": "late"}))["type"] == "INVALID_UUID"
+
+    for process in (b, a):  # the name again, on the other process and then on the sender's own
+        again = await connect(process.ws_url, name)
+        assert (await sender.request({**to_name, "data": process.url}))["type"] == "OK"
+        assert (await again.expect("MESSAGE"))["data"] == process.url
+        await again.close()
+        await sender.expect(lambda p: p["type"] == "CLIENT_LEFT" and p["client"]["name"] == name)
+    await sender.close()
