@@ -154,7 +154,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "BACKEND": "fileshare.memory_layer.ConciergeMemoryLayer",
             "CONFIG": {
                 "group_expiry": env_int("CONCIERGE_GROUP_EXPIRY", 10 * 365 * 24 * 3600),
                 "capacity": env_int("CONCIERGE_CHANNEL_CAPACITY", 100),

@@ -12,7 +12,7 @@ import contextlib
 from typing import Any
 
 from channels.exceptions import ChannelFull
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from fileshare.exceptions import TargetBusy
 from fileshare.protocol import JsonObject, encode
@@ -93,9 +93,13 @@ async def forget(info: JsonObject) -> None:
     """Tell every process to drop its cached route to a client that is leaving.
 
     Sent to every client's channel: each consumer that gets it updates its
-    process's ``registry.remote`` (a process with clients has at least one).
+    process's ``registry.remote`` (a process with clients has at least one). An
+    in-memory layer serves one process, which has no routes to forget.
     """
-    await _layer().group_send(
+    layer = _layer()
+    if isinstance(layer, InMemoryChannelLayer):
+        return
+    await layer.group_send(
         CLIENTS_GROUP, {"type": "fileshare.forget", "name": info["name"], "public_id": info["uuid"]}
     )
 
