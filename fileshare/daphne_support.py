@@ -1,6 +1,6 @@
-"""Daphne integration: close reasons, close frames on protocol errors, a send cap.
+"""Daphne integration: close reasons, close frames on protocol errors, flow control, file bytes.
 
-``runconcierge`` installs ReasonedWebSocketProtocol in daphne's websocket factory:
+``runconcierge`` calls install() and serves with FlowControlServer:
 
 * Daphne 4.2 drops the ``reason`` of an ASGI ``websocket.close``; a refusal must
   say what was wrong, so the reason (at most 123 bytes, RFC 6455) is passed on.
@@ -12,21 +12,33 @@
   FILESHARE_SEND_TIMEOUT is dropped; as a last resort the protocol also aborts a
   connection with more than FILESHARE_MAX_OUTBOUND_BYTES unsent.
 * Daphne reads the whole request body into memory before the application sees
-  it; LazyBodyQueue (below) hands it over from Twisted's spooled file in chunks.
+  it, and Django copies it to a file of its own. Here a body over 100 kB is written
+  once, to a SpooledBody (``fileshare.offload``) in the storage root that counts and
+  hashes it as it arrives, and Django takes that file as the body itself: a PUT
+  links it into storage without another copy.
+* A whole-file download is sent by the server itself (``fileshare.offload.FileBody``):
+  1 MiB blocks read in a worker thread, each written when the socket has drained.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-from daphne import ws_protocol
+from daphne import http_protocol, ws_protocol
+from daphne import server as daphne_server
 from daphne.server import Server
+from django.core.handlers.asgi import ASGIHandler
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
 
-from fileshare import conf
+from fileshare import conf, offload
 
 logger = logging.getLogger(__name__)
 
@@ -66,24 +78,123 @@ class ReasonedWebSocketProtocol(ws_protocol.WebSocketProtocol):
 
 
 def install() -> None:
-    """Make daphne's websocket factory build ReasonedWebSocketProtocol."""
+    """Make daphne build the protocols below, and Django take a spooled body as its body file.
+
+    FlowControlServer relies on it (``runconcierge`` calls it first).
+    """
     ws_protocol.WebSocketFactory.protocol = ReasonedWebSocketProtocol
+    daphne_server.HTTPFactory = SpoolingHTTPFactory  # what Server.run() builds
+    ASGIHandler.read_body = _read_body
 
 
-# -- Flow control for daphne --------------------------------------------------------------
+# -- Request bodies ----------------------------------------------------------------------
 #
-# Twisted spools a request body over 100 kB to a temporary file before daphne
-# runs the application; daphne then reads the whole file into the application's
-# input queue at once (the whole body in memory). LazyBodyQueue keeps only how
-# much body there is and reads it from the spooled file as the application asks.
+# Twisted writes a request body over 100 kB to a temporary file before daphne runs the
+# application; daphne then reads that file on the event loop into the application's
+# input queue (the whole body in memory), and Django's handler copies it to a file of
+# its own before the view runs. SpoolingRequest has Twisted write it to a SpooledBody
+# instead (hashed as it arrives, in the storage root), FlowControlServer takes that
+# file from daphne, and Django gets it as its body file: the body is written once.
+
+SPOOL_FROM = 100_000
+"""Bodies at least this large, or of unknown length, are spooled to disk (Twisted's threshold)."""
+
+
+class SpoolingRequest(http_protocol.WebRequest):
+    """daphne's request, with a large body spooled to a SpooledBody."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Twisted would parse a multipart POST in memory into request.args, which daphne never reads.
+        super().__init__(*args, parsePOSTFormSubmission=False, **kwargs)
+
+    def gotLength(self, length: int | None) -> None:
+        if length is not None and length < SPOOL_FROM:
+            super().gotLength(length)  # kept in memory
+            return
+        try:
+            self.content = offload.SpooledBody(offload.spool_directory())
+        except OSError:
+            logger.exception("cannot spool a request body in the storage root; using the temporary folder")
+            self.content = offload.SpooledBody()
+
+
+class SpoolingHTTPFactory(http_protocol.HTTPFactory):
+    """daphne's HTTP factory, building SpoolingRequests."""
+
+    def buildProtocol(self, addr: Any) -> Any:
+        protocol = super().buildProtocol(addr)
+        protocol.requestFactory = SpoolingRequest
+        return protocol
+
+
+class LazyBodyQueue(asyncio.Queue):  # type: ignore[type-arg]
+    """An HTTP input queue that hands a spooled request body over as a file, not through memory.
+
+    Django takes the whole SpooledBody as its body file (``_read_body``), and the scope
+    names it under ``offload.SPOOLED_BODY``. Another ASGI application gets it in chunks,
+    read in a worker thread as it asks. A small body, which Twisted keeps in memory,
+    comes in daphne's messages as usual.
+    """
+
+    def __init__(self, scope: dict[str, Any], body: offload.SpooledBody | None) -> None:
+        super().__init__()
+        self.scope = scope
+        self.body = body
+        self.spooled = body is not None
+        self.position = 0
+
+    def put_nowait(self, item: dict[str, Any]) -> None:
+        if self.spooled and item.get("type") == "http.request":
+            return  # daphne's own copy of the body: it comes from self.body instead
+        super().put_nowait(item)
+
+    def take_body(self) -> offload.SpooledBody | None:
+        """The whole spooled body, once, for an application that reads it as a file (it closes it)."""
+        body, self.body = self.body, None
+        if body is not None:
+            body.seek(0)
+            self.scope.setdefault("extensions", {})[offload.SPOOLED_BODY] = body
+        return body
+
+    async def get(self) -> dict[str, Any]:
+        body = self.body
+        if body is None:
+            return await super().get()
+        chunk = await asyncio.get_running_loop().run_in_executor(_FILE_IO, body.read, conf.chunk_size())
+        self.position += len(chunk)
+        more = bool(chunk) and self.position < body.size
+        if not more:
+            self.body = None
+            body.close()
+        return {"type": "http.request", "body": chunk, "more_body": more}
+
+
+_django_read_body = ASGIHandler.read_body
+
+
+async def _read_body(self: ASGIHandler, receive: Callable[[], Awaitable[dict[str, Any]]]) -> Any:
+    """Django's ``ASGIHandler.read_body``, taking a body the server spooled as the body file itself."""
+    queue = getattr(receive, "__self__", None)
+    if isinstance(queue, LazyBodyQueue) and (body := queue.take_body()) is not None:
+        return body
+    return await _django_read_body(self, receive)
+
+
+# -- Flow control and response files -----------------------------------------------------
 #
 # Daphne's send() writes into Twisted's transport buffer and returns: a client
 # reading slower than the application writes makes that buffer grow without
 # bound. FlowControlServer.handle_reply waits after each body or websocket frame
 # until the buffer is below HIGH_WATER, which gives the ASGI application the
-# backpressure daphne lacks.
+# backpressure daphne lacks. For HTTP a push producer registered on the response
+# wakes it when Twisted's buffer has drained; websocket frames poll.
 
 HIGH_WATER = 1024 * 1024
+FILE_BLOCK = 1024 * 1024
+"""Bytes per read and write when the server sends a file (offload.FileBody)."""
+
+_FILE_IO = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fileshare-file-io")
+"""Reads of spooled bodies and response files: never on the event loop."""
 
 
 def transport_of(protocol: Any) -> Any:
@@ -103,46 +214,39 @@ def buffered_bytes(transport: Any) -> int:
     )
 
 
-class LazyBodyQueue(asyncio.Queue):  # type: ignore[type-arg]
-    """An HTTP input queue that reads the request body from Twisted's spooled file on demand."""
+@implementer(IPushProducer)
+class Drain:
+    """A push producer on an HTTP response: Twisted pauses it when the connection's send
+    buffer fills and resumes it when the buffer is empty, which sets ``flowing``."""
 
-    def __init__(self, request: Any) -> None:
-        super().__init__()
-        self.request = request
-        self.body_length = 0
-        self.body_complete = False
-        self.position = 0
-        self.final_sent = False
+    def __init__(self) -> None:
+        self.flowing = asyncio.Event()
+        self.flowing.set()
 
-    def put_nowait(self, item: dict[str, Any]) -> None:
-        if item.get("type") == "http.request":
-            self.body_length += len(item.get("body", b""))
-            self.body_complete = self.body_complete or not item.get("more_body", False)
-            return
-        super().put_nowait(item)
+    def pauseProducing(self) -> None:
+        self.flowing.clear()
 
-    async def get(self) -> dict[str, Any]:
-        if self.final_sent or not (self.body_complete or self.body_length > self.position):
-            return await super().get()
-        content = getattr(self.request, "content", None)
-        if content is None or content.closed:
-            self.final_sent = True
-            return {"type": "http.disconnect"}
-        content.seek(self.position)
-        chunk = content.read(min(conf.chunk_size(), self.body_length - self.position))
-        self.position += len(chunk)
-        more = not (self.body_complete and self.position >= self.body_length)
-        self.final_sent = not more
-        return {"type": "http.request", "body": chunk, "more_body": more}
+    def resumeProducing(self) -> None:
+        self.flowing.set()
+
+    def stopProducing(self) -> None:  # the connection is gone
+        self.flowing.set()
 
 
 class FlowControlServer(Server):
-    """daphne's Server with bounded request bodies and backpressure on send."""
+    """daphne's Server with spooled request bodies, backpressure on send and server-sent files."""
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> asyncio.Queue | None:  # type: ignore[type-arg]
-        # daphne.server.Server.create_application, with LazyBodyQueue for HTTP.
+        # daphne.server.Server.create_application, with LazyBodyQueue and the SEND_FILE slot for HTTP.
         assert "application_instance" not in self.connections[protocol]
-        input_queue: asyncio.Queue = LazyBodyQueue(protocol) if scope["type"] == "http" else asyncio.Queue()  # type: ignore[type-arg]
+        input_queue: asyncio.Queue  # type: ignore[type-arg]
+        if scope["type"] == "http":
+            input_queue = LazyBodyQueue(scope, self._take_spooled_body(protocol))
+            slot: dict[str, Any] = {}
+            scope.setdefault("extensions", {})[offload.SEND_FILE] = slot
+            self.connections[protocol]["send_file"] = slot
+        else:
+            input_queue = asyncio.Queue()
         scope.setdefault("asgi", {"version": "3.0"})
         application_instance = self.application(
             scope=scope, receive=input_queue.get, send=partial(self.handle_reply, protocol)
@@ -154,21 +258,97 @@ class FlowControlServer(Server):
         )
         return input_queue
 
+    @staticmethod
+    def _take_spooled_body(protocol: Any) -> offload.SpooledBody | None:
+        content = getattr(protocol, "content", None)
+        if not isinstance(content, offload.SpooledBody):
+            return None
+        protocol.content = io.BytesIO()  # daphne copies nothing into the queue; the application owns the file
+        return content
+
     async def handle_reply(self, protocol: Any, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "http.response.body" and not message.get("more_body", False):
+            body = self.connections.get(protocol, {}).get("send_file", {}).pop("body", None)
+            try:
+                if body is not None:
+                    await self._send_file(protocol, body, message)
+            finally:
+                self._unwatch(protocol)
         await super().handle_reply(protocol, message)
-        if message.get("type") not in {"http.response.body", "websocket.send"}:
-            return
+        if kind == "http.response.start":
+            self._watch(protocol)
+        elif kind == "websocket.send" or (kind == "http.response.body" and message.get("more_body", False)):
+            await self._drained(protocol, kind)
+
+    def _open(self, protocol: Any) -> bool:
+        return protocol in self.connections and not self.connections[protocol].get("disconnected")
+
+    def _watch(self, protocol: Any) -> None:
+        """Register a Drain on the response, to be woken when its connection drains."""
+        if self._open(protocol) and getattr(protocol, "producer", True) is None:
+            drain = Drain()
+            protocol.registerProducer(drain, True)
+            self.connections[protocol]["drain"] = drain
+
+    def _unwatch(self, protocol: Any) -> None:
+        drain = self.connections.get(protocol, {}).pop("drain", None)
+        if drain is not None and protocol.producer is drain and protocol.channel is not None:
+            protocol.unregisterProducer()  # before the response finishes: Twisted insists
+
+    async def _drained(self, protocol: Any, kind: str) -> None:
+        """Wait until the connection holds at most HIGH_WATER unsent (or is gone).
+
+        Woken by the response's Drain where there is one; else polls. A websocket
+        client that does not drain within FILESHARE_SEND_TIMEOUT is dropped.
+        """
         transport = transport_of(protocol)
         if buffered_bytes(transport) <= HIGH_WATER:
             return
-        deadline = time.monotonic() + conf.send_timeout() if message["type"] == "websocket.send" else None
+        drain: Drain | None = self.connections.get(protocol, {}).get("drain")
+        deadline = time.monotonic() + conf.send_timeout() if kind == "websocket.send" else None
         delay = 0.001
         while buffered_bytes(transport) > HIGH_WATER:
-            if protocol not in self.connections or self.connections[protocol].get("disconnected"):
+            if not self._open(protocol):
                 return
             if deadline is not None and time.monotonic() > deadline:
                 logger.warning("dropping a websocket client that has not read for %.0f s", conf.send_timeout())
                 transport.abortConnection()
                 return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.02)
+            if drain is not None and not drain.flowing.is_set():
+                await drain.flowing.wait()
+            else:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.02)
+
+    async def _send_file(self, protocol: Any, body: offload.FileBody, final: dict[str, Any]) -> None:
+        """Send ``body`` before the response's ``final`` message: FILE_BLOCK reads in a worker
+        thread, the next one while the last is being sent. Closes the file."""
+        file = body.file
+        reading: Future[bytes] | None = None
+        try:
+            if final.get("body") or getattr(protocol, "sentLength", 0):
+                logger.error("a response with a body of its own also named a file to send; the file is not sent")
+                return
+            remaining = body.count
+            if remaining > 0:
+                reading = _FILE_IO.submit(file.read, min(FILE_BLOCK, remaining))
+            while reading is not None:
+                chunk = await asyncio.wrap_future(reading)
+                reading = None
+                if not chunk:
+                    logger.error("a file ended %d bytes short of its Content-Length; connection aborted", remaining)
+                    transport_of(protocol).abortConnection()
+                    return
+                remaining -= len(chunk)
+                if remaining > 0:
+                    reading = _FILE_IO.submit(file.read, min(FILE_BLOCK, remaining))
+                if not self._open(protocol):
+                    return
+                await super().handle_reply(protocol, {"type": "http.response.body", "body": chunk, "more_body": True})
+                await self._drained(protocol, "http.response.body")
+        finally:
+            if reading is None:
+                _FILE_IO.submit(file.close)
+            else:  # close once the read in flight is done, never under it
+                reading.add_done_callback(lambda _: file.close())

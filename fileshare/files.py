@@ -63,12 +63,19 @@ def check_path_free(owner_id: int, path: str) -> None:
     _check_conflicts(owner_id, path)
 
 
-def _store(upload: Upload, source: storage.Readable | offload.LocalFile) -> StoredFile:
+Source = storage.Readable | offload.LocalFile | offload.SpooledBody
+"""An upload's bytes: a readable body, a file the front proxy wrote, or the body the server spooled."""
+
+
+def _store(upload: Upload, source: Source) -> StoredFile:
     _check_conflicts(upload.owner_id, upload.path)
     blob = storage.new_blob_name(upload.folder, upload.path)
     still_wanted = partial(_owner_still_live, upload.owner_id)
     if isinstance(source, offload.LocalFile):  # a body the front proxy wrote: moved, not copied
         adopted = offload.adopt(blob, source, upload.limit, still_wanted)
+        size, digest = adopted.size, adopted.sha256
+    elif isinstance(source, offload.SpooledBody):  # a body the server spooled: linked, not copied
+        adopted = offload.adopt_spooled(blob, source, upload.limit, still_wanted)
         size, digest = adopted.size, adopted.sha256
     else:
         reader = storage.CountingReader(source, upload.limit, still_wanted)
@@ -105,11 +112,13 @@ def _store(upload: Upload, source: storage.Readable | offload.LocalFile) -> Stor
     return row
 
 
-async def store(upload: Upload, source: storage.Readable | offload.LocalFile) -> StoredFile:
+async def store(upload: Upload, source: Source) -> StoredFile:
     """Write ``source`` (read in chunks, in a worker thread) as ``upload.path``.
 
     A ``LocalFile`` (a body the front proxy wrote to disk) is adopted: hashed, then
-    moved into local storage without a second copy (``fileshare.offload.adopt``).
+    moved into local storage without a second copy (``fileshare.offload.adopt``). A
+    ``SpooledBody`` (the run command's server wrote and hashed it as it arrived) is
+    linked into local storage without reading it (``fileshare.offload.adopt_spooled``).
 
     Raises TooLarge, Conflict, ChecksumMismatch or OwnerLeft; nothing is left in
     storage or the index when it raises.

@@ -113,6 +113,8 @@ async def _download(request: HttpRequest, client_name: str, raw_path: str) -> Ht
     row = await files.find(client_name, path)
     if (offloaded := offload.accel_response(request, row)) is not None:
         return offloaded  # nginx sends the bytes (FILESHARE_ACCEL_REDIRECT, deploy/README.md)
+    if (offloaded := await offload.server_sent_response(request, row)) is not None:
+        return offloaded  # the run command's server sends the bytes (fileshare.daphne_support)
     # Validators, conditional requests, byte ranges and redirects: fileshare/downloads.py.
     return await downloads.respond(request, row, path)
 

@@ -1,0 +1,306 @@
+"""The run command's file path (fileshare/daphne_support.py with fileshare/offload.py).
+
+A request body over 100 kB is written once, to a file with no name in the storage
+root, hashed as it arrives, and a PUT gives that very file a name in storage; a
+whole-file GET is sent by the server from the blob. Checked against a real server
+(its open files seen in /proc) and in-process; never timed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from django.test import override_settings
+
+from fileshare import offload
+from fileshare.exceptions import TooLarge
+from tests.support.clients import Client, connect
+from tests.support.server import ServerProcess
+
+MIB = 1024 * 1024
+
+
+def storage_root(server: ServerProcess) -> Path:
+    return Path(os.path.realpath(server.data_dir / "files"))
+
+
+def stored_files(server: ServerProcess) -> set[Path]:
+    """Every file in the server's storage root."""
+    root = storage_root(server)
+    return {path for path in root.rglob("*") if path.is_file()} if root.exists() else set()
+
+
+def open_files(server: ServerProcess, match: Callable[[str], bool]) -> dict[str, int]:
+    """The server's open files whose /proc link matches: link -> inode."""
+    found: dict[str, int] = {}
+    for fd in Path(f"/proc/{server.pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+            inode = os.stat(fd).st_ino
+        except OSError:  # closed meanwhile
+            continue
+        if match(target):
+            found[target] = inode
+    return found
+
+
+def spooled(server: ServerProcess) -> dict[str, int]:
+    """Request bodies being spooled: open files with no name in the storage root."""
+    root = str(storage_root(server))
+    return open_files(server, lambda target: target.startswith(root + "/") and target.endswith("(deleted)"))
+
+
+async def until(condition: Callable[[], Any], what: str) -> Any:
+    """Poll ``condition`` until it is truthy (10 s at most); returns its value."""
+    for _ in range(500):
+        if value := condition():
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never happened: {what}")
+
+
+# -- Uploads through a real server -------------------------------------------------------------
+
+
+async def test_a_put_body_is_spooled_in_storage_and_that_inode_is_the_stored_file(
+    server: ServerProcess, owner: Client, http: httpx.AsyncClient
+) -> None:
+    first, rest = os.urandom(4 * MIB), os.urandom(2 * MIB + 7)
+    seen: dict[str, int] = {}
+
+    async def body() -> AsyncIterator[bytes]:
+        yield first
+        seen.update(await until(lambda: spooled(server), "a spooled body"))
+        yield rest
+
+    before = stored_files(server)
+    put = await http.put(
+        f"/fs/{owner.name}/big.bin",
+        content=body(),
+        headers={"Authorization": owner.key, "Content-Length": str(len(first) + len(rest))},
+    )
+    assert put.status_code == 201, put.text
+    assert put.json()["sha256"] == hashlib.sha256(first + rest).hexdigest()
+    assert len(seen) == 1
+    (stored,) = stored_files(server) - before
+    assert stored.stat().st_ino == next(iter(seen.values()))  # linked, not copied
+    assert stored.stat().st_nlink == 1
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o644  # FILE_UPLOAD_PERMISSIONS, not the spool's 0600
+    assert stored.read_bytes() == first + rest
+    await until(lambda: not spooled(server), "the spool closed")
+
+
+async def test_a_chunked_put_and_a_large_multipart_post_are_spooled_and_stored(
+    owner: Client, http: httpx.AsyncClient
+) -> None:
+    pieces = [os.urandom(100_000) for _ in range(5)]
+
+    async def chunked() -> AsyncIterator[bytes]:
+        for piece in pieces:
+            yield piece
+
+    put = await http.put(f"/fs/{owner.name}/chunked.bin", content=chunked(), headers={"Authorization": owner.key})
+    assert put.status_code == 201, put.text
+    assert (put.json()["size"], put.json()["sha256"]) == (500_000, hashlib.sha256(b"".join(pieces)).hexdigest())
+
+    data = os.urandom(MIB + 3)
+    post = await http.post(
+        f"/fs/{owner.name}/posted.bin", files={"file": ("x.bin", data)}, headers={"Authorization": owner.key}
+    )
+    assert post.status_code == 201, post.text
+    for path, expected in (("chunked.bin", b"".join(pieces)), ("posted.bin", data)):
+        got = await http.get(f"/fs/{owner.name}/{path}", headers={"Authorization": owner.key})
+        assert (got.status_code, got.content) == (202, expected)
+
+
+async def test_an_aborted_upload_leaves_no_spool_and_no_file(server: ServerProcess, owner: Client) -> None:
+    before = stored_files(server)
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    head = (
+        f"PUT /fs/{owner.name}/aborted.bin HTTP/1.1\r\nHost: test\r\nAuthorization: {owner.key}\r\n"
+        f"Content-Length: {8 * MIB}\r\n\r\n"
+    )
+    writer.write(head.encode() + os.urandom(2 * MIB))
+    await writer.drain()
+    await until(lambda: spooled(server), "a spooled body")
+    writer.transport.abort()
+    await until(lambda: not spooled(server), "the spool of the aborted upload closed")
+    assert stored_files(server) == before
+
+
+async def test_refused_uploads_leave_no_spool_and_no_file(
+    server: ServerProcess, owner: Client, http: httpx.AsyncClient, name: str
+) -> None:
+    before = stored_files(server)
+    other = await connect(server.ws_url, name + "_o")
+    try:
+        body = os.urandom(MIB)
+        forbidden = await http.put(f"/fs/{owner.name}/x.bin", content=body, headers={"Authorization": other.key})
+        assert forbidden.status_code == 403
+        wrong = await http.put(
+            f"/fs/{owner.name}/y.bin", content=body, headers={"Authorization": owner.key, "X-Checksum-SHA256": "0" * 64}
+        )
+        assert (wrong.status_code, wrong.json()["error"]) == (400, "checksum_mismatch")
+        invalid = await http.put(f"/fs/{owner.name}/a%5Cz.bin", content=body, headers={"Authorization": owner.key})
+        assert (invalid.status_code, invalid.json()["error"]) == (400, "invalid_path")
+    finally:
+        await other.close()
+    await until(lambda: not spooled(server), "the spools closed")
+    assert stored_files(server) == before
+
+
+# -- Downloads through a real server -------------------------------------------------------------
+
+
+async def test_the_server_sends_a_whole_file_and_closes_it_when_the_client_leaves(
+    server: ServerProcess, owner: Client, http: httpx.AsyncClient
+) -> None:
+    data = os.urandom(5 * MIB + 11)
+    before = stored_files(server)
+    url = f"/fs/{owner.name}/sent.bin"
+    assert (await http.put(url, content=data, headers={"Authorization": owner.key})).status_code == 201
+    (blob,) = stored_files(server) - before
+
+    got = await http.get(url, headers={"Authorization": owner.key})
+    assert got.status_code == 202 and got.content == data
+    assert got.headers["content-length"] == str(len(data))
+    assert got.headers["etag"] == f'"{hashlib.sha256(data).hexdigest()}"'
+
+    # A client that reads a little and goes: the server stops and closes the blob.
+    async with http.stream("GET", url, headers={"Authorization": owner.key}) as partial:
+        assert partial.status_code == 202
+        async for _ in partial.aiter_raw(64 * 1024):
+            break
+    await until(lambda: not open_files(server, lambda target: target == str(blob)), "the blob closed")
+    again = await http.get(url, headers={"Authorization": owner.key})
+    assert again.content == data
+
+
+# -- In-process: the spooled body and its adoption -----------------------------------------------
+
+
+@pytest.fixture
+def local_storage(tmp_path: Path) -> Iterator[Path]:
+    from django.conf import settings
+
+    root = tmp_path / "files"
+    storages = {
+        **settings.STORAGES,
+        "fileshare": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(root), "allow_overwrite": True},
+        },
+    }
+    with override_settings(STORAGES=storages):
+        yield root
+
+
+def spool(data: bytes, directory: str | None) -> offload.SpooledBody:
+    body = offload.SpooledBody(directory)
+    for start in range(0, len(data), 65536):
+        body.write(data[start : start + 65536])
+    return body
+
+
+def test_a_spooled_body_has_no_name_and_counts_and_hashes_what_is_written(local_storage: Path) -> None:
+    data = os.urandom(300_001)
+    with spool(data, offload.spool_directory()) as body:
+        assert (body.size, body.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+        assert os.readlink(f"/proc/self/fd/{body.fileno()}").endswith("(deleted)")
+        assert list(local_storage.iterdir()) == []
+        body.seek(0)
+        assert body.read() == data
+
+
+def test_adopting_a_spooled_body_links_its_inode_into_storage(local_storage: Path) -> None:
+    data = os.urandom(MIB + 1)
+    with spool(data, offload.spool_directory()) as body:
+        adopted = offload.adopt_spooled("folder.x/sub/blob.bin", body, 10 * MIB, lambda: None)
+        target = local_storage / "folder.x" / "sub" / "blob.bin"
+        assert (adopted.size, adopted.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+        assert target.stat().st_ino == os.fstat(body.fileno()).st_ino
+        assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert target.read_bytes() == data
+
+
+def test_a_body_that_cannot_be_linked_is_copied(local_storage: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(os, "O_TMPFILE")  # created and unlinked instead: it can have no name again
+    data = os.urandom(MIB + 5)
+    with spool(data, offload.spool_directory()) as body:
+        adopted = offload.adopt_spooled("folder.x/blob.bin", body, 10 * MIB, lambda: None)
+        target = local_storage / "folder.x" / "blob.bin"
+        assert target.stat().st_ino != os.fstat(body.fileno()).st_ino
+    assert (adopted.size, adopted.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    assert target.read_bytes() == data
+
+
+def test_a_body_on_another_filesystem_is_copied(local_storage: Path) -> None:
+    shm = Path("/dev/shm")
+    local_storage.mkdir()
+    if not shm.is_dir() or shm.stat().st_dev == local_storage.stat().st_dev:
+        pytest.skip("needs /dev/shm on another filesystem than the temporary folder")
+    data = os.urandom(MIB)
+    directory = tempfile.mkdtemp(dir=shm)
+    try:
+        with spool(data, directory) as body:
+            adopted = offload.adopt_spooled("folder.x/blob.bin", body, 10 * MIB, lambda: None)
+        assert adopted.sha256 == hashlib.sha256(data).hexdigest()
+        assert (local_storage / "folder.x" / "blob.bin").read_bytes() == data
+    finally:
+        shutil.rmtree(directory)
+
+
+def test_a_spooled_body_over_the_limit_is_refused_and_nothing_is_stored(local_storage: Path) -> None:
+    with spool(b"x" * 1000, offload.spool_directory()) as body, pytest.raises(TooLarge):
+        offload.adopt_spooled("folder.x/blob.bin", body, 999, lambda: None)
+    assert [path for path in local_storage.rglob("*") if path.is_file()] == []
+
+
+# -- In-process: the handover to the application -------------------------------------------------
+
+
+async def test_django_takes_the_spooled_body_as_its_body_file(local_storage: Path) -> None:
+    from django.core.handlers.asgi import ASGIHandler
+
+    from fileshare import daphne_support
+
+    daphne_support.install()
+    body = spool(b"y" * 200_000, offload.spool_directory())
+    scope: dict[str, Any] = {"type": "http"}
+    queue = daphne_support.LazyBodyQueue(scope, body)
+    queue.put_nowait({"type": "http.request", "body": b"", "more_body": False})  # daphne's copy: ignored
+    taken = await ASGIHandler().read_body(queue.get)
+    assert taken is body and scope["extensions"][offload.SPOOLED_BODY] is body
+    assert taken.read() == b"y" * 200_000
+    queue.put_nowait({"type": "http.disconnect"})
+    assert await queue.get() == {"type": "http.disconnect"}  # Django's listen_for_disconnect
+    body.close()
+
+
+async def test_another_application_gets_the_spooled_body_in_chunks(local_storage: Path) -> None:
+    from fileshare import daphne_support
+
+    data = os.urandom(600_000)
+    body = spool(data, offload.spool_directory())
+    body.seek(0)
+    queue = daphne_support.LazyBodyQueue({"type": "http"}, body)
+    received = io.BytesIO()
+    while True:
+        message = await queue.get()
+        assert message["type"] == "http.request"
+        received.write(message["body"])
+        if not message["more_body"]:
+            break
+    assert received.getvalue() == data
+    assert body.closed
