@@ -23,6 +23,7 @@ import httpx
 import pytest
 from django.test import override_settings
 
+from bench.transfer_rss import RssSampler
 from fileshare import offload
 from fileshare.exceptions import TooLarge
 from tests.support.clients import Client, connect
@@ -122,6 +123,20 @@ async def test_a_chunked_put_and_a_large_multipart_post_are_spooled_and_stored(
     for path, expected in (("chunked.bin", b"".join(pieces)), ("posted.bin", data)):
         got = await http.get(f"/fs/{owner.name}/{path}", headers={"Authorization": owner.key})
         assert (got.status_code, got.content) == (202, expected)
+
+
+async def test_a_large_multipart_post_is_not_parsed_in_memory(
+    server: ServerProcess, owner: Client, http: httpx.AsyncClient
+) -> None:
+    """Twisted would read and parse a multipart POST whole in memory; daphne never uses that."""
+    data = os.urandom(MIB) * 96
+    with RssSampler(server.pid) as rss:
+        post = await http.post(
+            f"/fs/{owner.name}/form.bin", files={"file": ("form.bin", data)}, headers={"Authorization": owner.key}
+        )
+    assert post.status_code == 201, post.text
+    assert post.json()["sha256"] == hashlib.sha256(data).hexdigest()
+    assert rss.peak / MIB < 150
 
 
 async def test_an_aborted_upload_leaves_no_spool_and_no_file(server: ServerProcess, owner: Client) -> None:
