@@ -115,9 +115,9 @@ class SpoolingRequest(http_protocol.WebRequest):
             return
         transport = getattr(self.channel, "transport", None)
         if transport is not None and hasattr(transport, "bufferSize"):
-            # Read up to 1 MiB per recv() (Twisted: 64 KiB): a third less CPU per byte received.
-            # Twisted also pauses a response's producer only above this many bytes unsent,
-            # which is FlowControlServer's HIGH_WATER anyway.
+            # Up to 1 MiB per recv() (Twisted reads 64 KiB): much less CPU per byte received.
+            # Twisted then also pauses a response's producer only above 1 MiB unsent on this
+            # connection, which is FlowControlServer's HIGH_WATER anyway.
             transport.bufferSize = SPOOL_READ
         try:
             self.content = offload.SpooledBody(offload.spool_directory())
@@ -294,10 +294,14 @@ class FlowControlServer(Server):
 
     def _watch(self, protocol: Any) -> None:
         """Register a Drain on the response, to be woken when its connection drains."""
-        if self._open(protocol) and getattr(protocol, "producer", True) is None:
-            drain = Drain()
+        if not self._open(protocol) or getattr(protocol, "producer", True) is not None:
+            return  # not a Twisted request, or one with a producer already: _drained polls
+        drain = Drain()
+        try:
             protocol.registerProducer(drain, True)
-            self.connections[protocol]["drain"] = drain
+        except (RuntimeError, ValueError):  # the connection has another producer
+            return
+        self.connections[protocol]["drain"] = drain
 
     def _unwatch(self, protocol: Any) -> None:
         drain = self.connections.get(protocol, {}).pop("drain", None)
@@ -346,7 +350,8 @@ class FlowControlServer(Server):
                 reading = None
                 if not chunk:
                     logger.error("a file ended %d bytes short of its Content-Length; connection aborted", remaining)
-                    transport_of(protocol).abortConnection()
+                    if (transport := transport_of(protocol)) is not None:
+                        transport.abortConnection()
                     return
                 remaining -= len(chunk)
                 if remaining > 0:
