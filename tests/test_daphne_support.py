@@ -319,3 +319,68 @@ async def test_another_application_gets_the_spooled_body_in_chunks(local_storage
             break
     assert received.getvalue() == data
     assert body.closed
+
+
+# -- In-process: the view's side of a server-sent file -------------------------------------------
+
+
+def file_request(method: str = "GET", headers: dict[str, str] | None = None, server_sends: bool = True) -> Any:
+    from django.core.handlers.asgi import ASGIRequest
+
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": method,
+        "path": "/fs/owner/a.bin",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+    }
+    if server_sends:
+        scope["extensions"] = {offload.SEND_FILE: {}}
+    return ASGIRequest(scope, io.BytesIO())
+
+
+def stored_row(local_storage: Path, data: bytes) -> Any:
+    from django.utils import timezone
+
+    from fileshare.models import StoredFile
+
+    (local_storage / "owner.x").mkdir(parents=True)
+    (local_storage / "owner.x" / "blob.bin").write_bytes(data)
+    return StoredFile(
+        path="a.bin", blob="owner.x/blob.bin", size=len(data), content_type="application/octet-stream",
+        sha256=hashlib.sha256(data).hexdigest(), modified_at=timezone.now(), owner_id=1,
+    )
+
+
+async def test_a_whole_file_get_names_the_open_blob_for_the_server(local_storage: Path) -> None:
+    data = os.urandom(1000)
+    row = stored_row(local_storage, data)
+    request = file_request()
+    response = await offload.server_sent_response(request, row)
+    assert response is not None and response.status_code == 202
+    assert response["Content-Length"] == "1000" and response["ETag"] == f'"{row.sha256}"'
+    body = request.scope["extensions"][offload.SEND_FILE]["body"]
+    assert body.count == 1000
+    with body.file:
+        assert body.file.read() == data
+
+
+async def test_ranges_heads_conditionals_and_plain_servers_stream_through_the_view(local_storage: Path) -> None:
+    row = stored_row(local_storage, b"abc")
+    for request in (
+        file_request(headers={"Range": "bytes=0-1"}),
+        file_request(headers={"If-None-Match": '"x"'}),
+        file_request(method="HEAD"),
+        file_request(server_sends=False),
+    ):
+        assert await offload.server_sent_response(request, row) is None
+
+
+async def test_a_missing_blob_is_a_404_before_anything_is_sent(local_storage: Path) -> None:
+    from fileshare.exceptions import NotFound
+
+    row = stored_row(local_storage, b"abc")
+    (local_storage / row.blob).unlink()
+    request = file_request()
+    with pytest.raises(NotFound):
+        await offload.server_sent_response(request, row)
+    assert request.scope["extensions"][offload.SEND_FILE] == {}
