@@ -156,13 +156,17 @@ class LazyBodyQueue(asyncio.Queue):  # type: ignore[type-arg]
             return  # daphne's own copy of the body: it comes from self.body instead
         super().put_nowait(item)
 
-    def take_body(self) -> offload.SpooledBody | None:
-        """The whole spooled body, once, for an application that reads it as a file (it closes it)."""
+    def take_body(self) -> io.BufferedReader | None:
+        """The whole spooled body, once, for an application that reads it as a file and closes it.
+
+        Buffered: its close waits for a read in progress in another thread.
+        """
         body, self.body = self.body, None
-        if body is not None:
-            body.seek(0)
-            self.scope.setdefault("extensions", {})[offload.SPOOLED_BODY] = body
-        return body
+        if body is None:
+            return None
+        body.seek(0)
+        self.scope.setdefault("extensions", {})[offload.SPOOLED_BODY] = body
+        return io.BufferedReader(body)
 
     async def get(self) -> dict[str, Any]:
         body = self.body

@@ -36,6 +36,7 @@ import logging
 import os
 import stat
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import IO, Any
@@ -177,12 +178,28 @@ class SpooledBody(io.FileIO):
     has it, so that :func:`adopt_spooled` can give it a name there; else it is created
     and unlinked at once. Either way it is gone with its last descriptor: an aborted or
     refused upload leaves nothing behind, even if the process is killed.
+
+    Django closes it when the request ends, also while a view's worker thread still
+    uses it (the client went away): that thread works on its own descriptor
+    (:meth:`duplicate`), never on one that may be closed and reused under it.
     """
 
     def __init__(self, directory: str | None = None) -> None:
+        self._closing = threading.Lock()
         super().__init__(_unnamed_file(directory or tempfile.gettempdir()), "r+b")
         self.size = 0
         self._digest = hashlib.sha256()
+
+    def close(self) -> None:
+        with self._closing:
+            super().close()
+
+    def duplicate(self) -> io.FileIO:
+        """The same file on a descriptor of its own; ValueError once this one is closed."""
+        with self._closing:
+            if self.closed:
+                raise ValueError("the request body is closed")
+            return io.FileIO(os.dup(self.fileno()), "rb")
 
     def write(self, data: Any) -> int:
         """Append ``data`` (the body arrives in order) and hash it."""
@@ -285,20 +302,26 @@ def adopt_spooled(name: str, body: SpooledBody, limit: int, still_wanted: Callab
     On local-disk storage, when the body was spooled there with O_TMPFILE, the file is
     linked into place and its size and hash are the ones counted as it arrived: no
     byte is read again. Otherwise it is streamed into the storage (counted and hashed
-    again). Raises TooLarge, or what ``still_wanted`` raises; nothing is stored then.
+    again). Raises TooLarge, BadRequest if the request is over (the client left), or
+    what ``still_wanted`` raises; nothing is stored then.
     """
     if body.size > limit:
         raise TooLarge(f"{body.size} bytes is over the limit of {limit} bytes")
-    target = _same_filesystem_path(name, body)
-    if target is not None and _link(body, target):
-        mode = getattr(storage.get_storage(), "file_permissions_mode", None)
-        if mode is not None:
-            os.chmod(target, mode)
-        return Adopted(body.size, body.sha256)
-    body.seek(0)
-    reader = storage.CountingReader(body, limit, still_wanted)
-    storage.save_blob(name, reader)
-    return Adopted(reader.count, reader.sha256.hexdigest())
+    try:
+        handle = body.duplicate()
+    except ValueError:
+        raise BadRequest("the request ended before its body was stored") from None
+    with handle:
+        target = _same_filesystem_path(name, handle)
+        if target is not None and _link(handle, target):
+            mode = getattr(storage.get_storage(), "file_permissions_mode", None)
+            if mode is not None:
+                os.chmod(target, mode)
+            return Adopted(body.size, body.sha256)
+        handle.seek(0)
+        reader = storage.CountingReader(handle, limit, still_wanted)
+        storage.save_blob(name, reader)
+        return Adopted(reader.count, reader.sha256.hexdigest())
 
 
 def _link(handle: io.FileIO, target: str) -> bool:

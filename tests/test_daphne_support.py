@@ -296,11 +296,14 @@ async def test_django_takes_the_spooled_body_as_its_body_file(local_storage: Pat
     queue = daphne_support.LazyBodyQueue(scope, body)
     queue.put_nowait({"type": "http.request", "body": b"", "more_body": False})  # daphne's copy: ignored
     taken = await ASGIHandler().read_body(queue.get)
-    assert taken is body and scope["extensions"][offload.SPOOLED_BODY] is body
+    assert taken.raw is body and scope["extensions"][offload.SPOOLED_BODY] is body
     assert taken.read() == b"y" * 200_000
     queue.put_nowait({"type": "http.disconnect"})
     assert await queue.get() == {"type": "http.disconnect"}  # Django's listen_for_disconnect
-    body.close()
+    taken.close()
+    assert body.closed
+    with pytest.raises(ValueError):
+        body.duplicate()  # a view's thread that comes too late gets an error, not another file
 
 
 async def test_another_application_gets_the_spooled_body_in_chunks(local_storage: Path) -> None:
