@@ -116,7 +116,7 @@ async def server_sent_response(request: HttpRequest, row: StoredFile) -> HttpRes
     """A whole-file GET of ``row`` whose bytes the server sends itself (SEND_FILE), or ``None``.
 
     ``None`` (stream it through the view) when the server offers no SEND_FILE (plain
-    daphne, tests), unless client files are on local disk, and for HEAD, ranges and
+    daphne, tests) or client files are not on local disk, and for HEAD, ranges and
     conditional requests. The blob is opened here, so that a missing blob is a 404 and
     not a cut stream.
     """
