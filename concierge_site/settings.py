@@ -266,3 +266,5 @@ FILESHARE_ACCEL_REDIRECT = env("FILESHARE_ACCEL_REDIRECT", "") or None
 # header on every request: a client must never name a server path.
 FILESHARE_TRUSTED_UPLOAD_HEADER = env("FILESHARE_TRUSTED_UPLOAD_HEADER", "") or None
 FILESHARE_TRUSTED_UPLOAD_DIR = env("FILESHARE_TRUSTED_UPLOAD_DIR", "") or None
+# Such an adopted PUT is answered before its SHA-256 is computed (the recipe sets it).
+FILESHARE_CHECKSUM_AFTER_ANSWER = env_bool("FILESHARE_CHECKSUM_AFTER_ANSWER", False)

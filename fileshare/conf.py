@@ -166,6 +166,19 @@ def trusted_upload_header() -> str | None:
     return str(value)
 
 
+def checksum_after_answer() -> bool:
+    """Whether a PUT adopted from the front proxy's file is answered before its SHA-256
+    is known (``FILESHARE_CHECKSUM_AFTER_ANSWER``). Default ``False``.
+
+    Then the 201 says ``"sha256": null``, the file is readable at once, and its
+    checksum (and so its ``ETag``) follows from a worker thread, about a second per
+    GiB later. A PUT that declares a checksum is still verified before the answer.
+    Only adopted uploads (``FILESHARE_TRUSTED_UPLOAD_HEADER``) on local disk: the
+    other paths compute the hash while the bytes pass anyway.
+    """
+    return bool(_get("FILESHARE_CHECKSUM_AFTER_ANSWER", False))
+
+
 def trusted_upload_dir() -> str | None:
     """The directory the front proxy writes request bodies to (nginx's
     ``client_body_temp_path``); only regular files inside it are adopted. Default ``None``."""

@@ -93,7 +93,7 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     return ByteRange(start, end, size)
 
 
-def if_range_holds(header: str | None, etag: str, last_modified: int) -> bool:
+def if_range_holds(header: str | None, etag: str | None, last_modified: int) -> bool:
     """Whether ``If-Range`` lets the ``Range`` apply (RFC 9110 section 13.1.5).
 
     True without the header. An entity tag must match by strong comparison (a
@@ -103,9 +103,14 @@ def if_range_holds(header: str | None, etag: str, last_modified: int) -> bool:
         return True
     value = header.strip()
     if value.startswith('"') or value.startswith("W/"):
-        return value == etag and not etag.startswith("W/")
+        return etag is not None and value == etag and not etag.startswith("W/")
     date = parse_http_date_safe(value)
     return date is not None and date == last_modified
+
+
+def entity_tag(row: StoredFile) -> str | None:
+    """The file's strong ETag, its quoted SHA-256; None while the checksum is computed."""
+    return f'"{row.sha256}"' if row.sha256 else None
 
 
 async def respond(request: HttpRequest, row: StoredFile, path: str) -> HttpResponse:
@@ -114,22 +119,24 @@ async def respond(request: HttpRequest, row: StoredFile, path: str) -> HttpRespo
     Raises NotFound when the index lists the file but its blob is gone.
     """
     size = row.size
-    etag = f'"{row.sha256}"'
+    etag = entity_tag(row)
     last_modified = int(row.modified_at.timestamp())
     content_type = row.content_type or files.guess_type(path)
     filename = path.rsplit("/", 1)[-1]
     headers = {
-        "ETag": etag,
         "Last-Modified": http_date(last_modified),
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, no-cache",
     }
+    if etag is not None:
+        headers["ETag"] = etag
 
     decided = get_conditional_response(
         request, etag=etag, last_modified=last_modified, response=HttpResponse(status=202, headers=headers)
     )
     if decided.status_code == 412:
-        return error_response(PreconditionFailed(f"the file's current ETag is {etag}"))
+        current = f"the file's current ETag is {etag}" if etag else "the file has no ETag yet (its checksum is being computed)"
+        return error_response(PreconditionFailed(current))
     if decided.status_code == 304:
         return _not_modified(headers)
 

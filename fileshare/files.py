@@ -6,17 +6,22 @@ old blob is deleted after the swap. So the index never points at a partial blob,
 and a blob without a row (a crash between the two writes) is an orphan that
 ``manage.py fileshare_reconcile`` removes. Async functions here are the API for
 views and consumers; the sync ``_`` functions run in worker threads.
+
+A row's ``sha256`` is empty while it is being computed after the answer
+(``FILESHARE_CHECKSUM_AFTER_ANSWER``, see ``fill_checksum``).
 """
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 from collections.abc import AsyncIterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
 from asgiref.sync import sync_to_async
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -24,6 +29,8 @@ from fileshare import conf, offload, paths, storage
 from fileshare.exceptions import ChecksumMismatch, Conflict, NotFound, OwnerLeft
 from fileshare.models import LiveClient, StoredFile
 from fileshare.registry import db
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,8 @@ def _store(upload: Upload, source: Source) -> StoredFile:
     blob = storage.new_blob_name(upload.folder, upload.path)
     still_wanted = partial(_owner_still_live, upload.owner_id)
     if isinstance(source, offload.LocalFile):  # a body the front proxy wrote: moved, not copied
-        adopted = offload.adopt(blob, source, upload.limit, still_wanted)
+        hash_now = upload.expected_sha256 is not None or not conf.checksum_after_answer()
+        adopted = offload.adopt(blob, source, upload.limit, still_wanted, hash_now=hash_now)
         size, digest = adopted.size, adopted.sha256
     elif isinstance(source, offload.SpooledBody):  # a body the server spooled: linked, not copied
         adopted = offload.adopt_spooled(blob, source, upload.limit, still_wanted)
@@ -101,7 +109,7 @@ def _store(upload: Upload, source: Source) -> StoredFile:
             row.blob = blob
             row.size = size
             row.content_type = upload.content_type or guess_type(upload.path)
-            row.sha256 = digest
+            row.sha256 = digest or ""
             row.modified_at = now
             row.save()
     except BaseException:
@@ -121,9 +129,42 @@ async def store(upload: Upload, source: Source) -> StoredFile:
     linked into local storage without reading it (``fileshare.offload.adopt_spooled``).
 
     Raises TooLarge, Conflict, ChecksumMismatch or OwnerLeft; nothing is left in
-    storage or the index when it raises.
+    storage or the index when it raises. A row whose SHA-256 was left for later
+    (``conf.checksum_after_answer``) gets it from ``fill_checksum``.
     """
-    return await sync_to_async(_store, thread_sensitive=False)(upload, source)
+    row: StoredFile = await sync_to_async(_store, thread_sensitive=False)(upload, source)
+    if not row.sha256:
+        fill_checksum(row.file_id, row.blob)
+    return row
+
+
+_checksums = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fileshare-checksum")
+"""One thread: checksums after the answer take one core at most, in upload order."""
+
+
+def fill_checksum(file_id: int, blob: str) -> Future[None]:
+    """Compute the SHA-256 of ``blob`` in the checksum thread and store it in its row.
+
+    Only if the row still names that blob with no checksum: a file replaced or
+    deleted meanwhile keeps its own. If the process dies first, the row keeps an
+    empty checksum until ``manage.py fileshare_reconcile`` fills it.
+    """
+    return _checksums.submit(_fill_checksum, file_id, blob)
+
+
+def _fill_checksum(file_id: int, blob: str) -> None:
+    close_old_connections()
+    try:
+        digest = offload.sha256_of(storage.get_storage().path(blob))
+    except FileNotFoundError:
+        return  # deleted meanwhile
+    except Exception:
+        logger.exception("computing the checksum of %s failed; fileshare_reconcile will retry", blob)
+        return
+    try:
+        StoredFile.objects.filter(file_id=file_id, blob=blob, sha256="").update(sha256=digest)
+    finally:
+        close_old_connections()
 
 
 def _find(owner_name: str, path: str) -> StoredFile:

@@ -35,6 +35,7 @@ import io
 import logging
 import os
 import stat
+import sys
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -76,13 +77,15 @@ def _whole_file(request: HttpRequest) -> bool:
 
 
 def _whole_file_headers(row: StoredFile) -> dict[str, str]:
-    return {
+    headers = {
         "Content-Disposition": content_disposition_header(True, row.path.rsplit("/", 1)[-1]),
-        "ETag": f'"{row.sha256}"',
         "Last-Modified": http_date(row.modified_at.timestamp()),
         "Accept-Ranges": "bytes",  # a Range request is answered by fileshare.downloads
         "Cache-Control": "private, no-cache",
     }
+    if row.sha256:  # else still being computed (files.fill_checksum)
+        headers["ETag"] = f'"{row.sha256}"'
+    return headers
 
 
 def accel_response(request: HttpRequest, row: StoredFile) -> HttpResponse | None:
@@ -263,20 +266,24 @@ def upload_source(request: HttpRequest) -> HttpRequest | LocalFile | SpooledBody
 
 @dataclass(frozen=True)
 class Adopted:
-    """An adopted upload: its size in bytes and its SHA-256 (lowercase hex)."""
+    """An adopted upload: its size in bytes and its SHA-256 (lowercase hex; None if not computed)."""
 
     size: int
-    sha256: str
+    sha256: str | None
 
 
-def adopt(name: str, local: LocalFile, limit: int, still_wanted: Callable[[], None]) -> Adopted:
+def adopt(
+    name: str, local: LocalFile, limit: int, still_wanted: Callable[[], None], *, hash_now: bool = True
+) -> Adopted:
     """Make ``local`` the blob ``name`` (sync; runs in a worker thread).
 
-    The file is read once, counting against ``limit`` and hashing. On a local-disk
-    storage on the same filesystem it is then renamed into place; otherwise its bytes
-    are streamed into the storage in that same single read. Raises TooLarge or
-    BadRequest, or what ``still_wanted`` raises (it is called every 16 MiB); nothing
-    is stored then, and the file is left for the proxy to delete.
+    On a local-disk storage on the same filesystem the file is renamed into place,
+    after one read that counts against ``limit`` and hashes it, unless ``hash_now``
+    is false: then nothing is read and the SHA-256 is left to ``files.fill_checksum``.
+    Otherwise its bytes are streamed into the storage in a single read, counted and
+    hashed. Raises TooLarge or BadRequest, or what ``still_wanted`` raises (it is
+    called every 16 MiB); nothing is stored then, and the file is left for the proxy
+    to delete.
     """
     with local.open() as handle:
         size = os.fstat(handle.fileno()).st_size
@@ -287,7 +294,7 @@ def adopt(name: str, local: LocalFile, limit: int, still_wanted: Callable[[], No
             reader = storage.CountingReader(handle, limit, still_wanted)
             storage.save_blob(name, reader)
             return Adopted(reader.count, reader.sha256.hexdigest())
-        adopted = _hash(handle, limit, still_wanted)
+        adopted = _hash(handle, limit, still_wanted) if hash_now else Adopted(size, None)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         os.rename(local.path, target)
     mode = getattr(storage.get_storage(), "file_permissions_mode", None)
@@ -340,6 +347,14 @@ def _link(handle: io.FileIO, target: str) -> bool:
     finally:
         os.close(dir_fd)
     return True
+
+
+def sha256_of(path: str) -> str:
+    """The SHA-256 of the file at ``path``, read once (sync)."""
+    with open(path, "rb", buffering=0) as handle:
+        digest = _hash(handle, sys.maxsize, lambda: None).sha256
+    assert digest is not None
+    return digest
 
 
 def _hash(handle: io.FileIO, limit: int, still_wanted: Callable[[], None]) -> Adopted:

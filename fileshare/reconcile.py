@@ -14,6 +14,9 @@ crash or a killed process can leave three kinds of disagreement:
   unreadable (404).
 - a **gone folder**: a folder that no ``LiveClient`` owns (the leave sequence was
   cut short). Deleted whole, by prefix.
+- a **row without a checksum**: an upload answered before its SHA-256 was
+  computed (``FILESHARE_CHECKSUM_AFTER_ANSWER``) by a process that died before it
+  was. The checksum is computed and stored (``files._fill_checksum``).
 - on S3, an **unfinished upload**: a multipart upload that a killed process
   never completed. It is no object, so it is in no listing, but S3 keeps its
   parts. Aborted once older than ``grace``.
@@ -34,7 +37,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from fileshare import resumable, storage
+from fileshare import files, resumable, storage
 from fileshare.models import LiveClient, ResumableUpload, StoredFile
 
 DEFAULT_GRACE = timedelta(hours=1)
@@ -60,12 +63,16 @@ class Report:
     dangling_rows: list[DanglingRow] = field(default_factory=list)
     gone_folders: dict[str, int] = field(default_factory=dict)
     unfinished_uploads: list[str] = field(default_factory=list)
+    checksums_filled: list[int] = field(default_factory=list)
+    """file_ids of rows whose missing checksum was computed (or would be)."""
     blobs_seen: int = 0
 
     @property
     def clean(self) -> bool:
         """True when storage and index agreed (recent orphans aside)."""
-        return not (self.orphan_blobs or self.dangling_rows or self.gone_folders or self.unfinished_uploads)
+        return not (
+            self.orphan_blobs or self.dangling_rows or self.gone_folders or self.unfinished_uploads or self.checksums_filled
+        )
 
 
 def _folder_of(name: str) -> str:
@@ -105,6 +112,15 @@ def reconcile(
     # Live clients with rows but no blobs at all were not met in the listing.
     unseen = StoredFile.objects.exclude(owner__folder__in=seen_folders) if seen_folders else StoredFile.objects.all()
     _dangling(report, unseen, set(), say, verb)
+
+    # Rows answered before their checksum, by a process that died before computing it.
+    for file_id, client, path, blob in StoredFile.objects.filter(sha256="", modified_at__lt=cutoff).values_list(
+        "file_id", "owner__name", "path", "blob"
+    ):
+        report.checksums_filled.append(file_id)
+        if not dry_run:
+            files._fill_checksum(file_id, blob)
+        say(f"index row without a checksum: {client}/{path} (file_id {file_id}) - {'would compute' if dry_run else 'computed'}")
 
     for name, upload_id, initiated in storage.iter_unfinished_uploads(""):
         if initiated > cutoff:

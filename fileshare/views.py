@@ -85,7 +85,7 @@ def _file_json(row: StoredFile, folder_name: str) -> dict[str, Any]:
         "client": folder_name,
         "path": row.path,
         "size": row.size,
-        "sha256": row.sha256,
+        "sha256": row.sha256 or None,  # None: computed after the answer (conf.checksum_after_answer)
         "content_type": row.content_type,
         "file_id": row.file_id,
     }

@@ -131,7 +131,7 @@ async def test_upload_is_nginxs_own_file_moved_into_storage_not_copied(
         headers={"Authorization": owner.key, "Content-Length": str(len(first) + len(rest))},
     )
     assert put.status_code == 201, put.text
-    assert put.json()["sha256"] == hashlib.sha256(first + rest).hexdigest()
+    assert put.json()["sha256"] is None  # FILESHARE_CHECKSUM_AFTER_ANSWER: answered before hashing
     assert "inode" in seen, "nginx never wrote the body to its temporary folder"
 
     direct = await direct_get(recipe.apps[0], f"/fs/{owner.name}/big.bin", owner.key)
@@ -140,6 +140,40 @@ async def test_upload_is_nginxs_own_file_moved_into_storage_not_copied(
     assert stored.stat().st_nlink == 1
     assert stat.S_IMODE(stored.stat().st_mode) == 0o644  # FILE_UPLOAD_PERMISSIONS, not nginx's 0600
     assert stored.read_bytes() == first + rest
+    assert list(recipe.upload_temp.iterdir()) == []
+
+
+async def test_an_upload_answered_before_its_checksum_gets_it_and_its_etag_soon_after(
+    http: httpx.AsyncClient, owner: Client
+) -> None:
+    data = os.urandom(3 * MIB)
+    digest = hashlib.sha256(data).hexdigest()
+    put = await http.put(f"/fs/{owner.name}/later.bin", content=data, headers={"Authorization": owner.key})
+    assert (put.status_code, put.json()["sha256"]) == (201, None)
+    got = await http.get(f"/fs/{owner.name}/later.bin", headers={"Authorization": owner.key})
+    assert (got.status_code, got.content) == (202, data)  # readable at once
+    for _ in range(100):
+        head = await http.head(f"/fs/{owner.name}/later.bin", headers={"Authorization": owner.key})
+        if "etag" in head.headers:
+            break
+        await asyncio.sleep(0.05)
+    assert head.headers["etag"] == f'"{digest}"'
+
+
+async def test_an_upload_that_declares_its_checksum_is_verified_before_the_answer(
+    recipe: Recipe, http: httpx.AsyncClient, owner: Client
+) -> None:
+    data = os.urandom(2 * MIB)
+    digest = hashlib.sha256(data).hexdigest()
+    put = await http.put(
+        f"/fs/{owner.name}/checked.bin", content=data, headers={"Authorization": owner.key, "X-Checksum-SHA256": digest}
+    )
+    assert (put.status_code, put.json()["sha256"]) == (201, digest)
+    wrong = await http.put(
+        f"/fs/{owner.name}/wrong.bin", content=data, headers={"Authorization": owner.key, "X-Checksum-SHA256": "0" * 64}
+    )
+    assert wrong.status_code == 400 and "SHA-256" in wrong.json()["detail"]
+    assert (await http.get(f"/fs/{owner.name}/wrong.bin", headers={"Authorization": owner.key})).status_code == 404
     assert list(recipe.upload_temp.iterdir()) == []
 
 

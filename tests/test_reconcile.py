@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import sqlite3
 import uuid
 from pathlib import Path
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import s3_client_of, stored_names
-from tests.support.clients import Client
+from tests.support.clients import Client, connect
 from tests.support.server import ServerProcess, manage
 
 
@@ -179,3 +180,25 @@ async def test_parts_of_unfinished_resumable_uploads_are_kept(files_server: Serv
     assert part not in output and f"orphan blob: {stray}" in output
     names = stored_names(files_server)
     assert part in names and stray not in names
+
+
+async def test_a_row_left_without_its_checksum_gets_it(server: ServerProcess, name: str) -> None:
+    """A process that answered before hashing (FILESHARE_CHECKSUM_AFTER_ANSWER) and died."""
+    client = await connect(server.ws_url, name)
+    data = b"checksum me later" * 1000
+    try:
+        await upload(server, client, "late.bin", data)
+        with sqlite3.connect(server.data_dir / "concierge.sqlite3") as db:
+            db.execute(
+                "UPDATE fileshare_storedfile SET sha256 = '' WHERE owner_id = (SELECT id FROM fileshare_liveclient WHERE name = ?)",
+                (name,),
+            )
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            head = await http.head(f"/fs/{name}/late.bin", headers={"Authorization": client.key})
+            assert head.status_code == 202 and "etag" not in head.headers
+            out = await reconcile(server, "--grace", "0")
+            assert "index row without a checksum" in out and "computed 1 missing checksums" in out
+            head = await http.head(f"/fs/{name}/late.bin", headers={"Authorization": client.key})
+            assert head.headers["etag"] == f'"{hashlib.sha256(data).hexdigest()}"'
+    finally:
+        await client.close()

@@ -220,6 +220,7 @@ def recipe_env(root: Path, **overrides: str) -> dict[str, str]:
         FILESHARE_ACCEL_REDIRECT=ACCEL_PREFIX,
         FILESHARE_TRUSTED_UPLOAD_HEADER=UPLOAD_HEADER,
         FILESHARE_TRUSTED_UPLOAD_DIR=str(root / "upload-tmp"),
+        FILESHARE_CHECKSUM_AFTER_ANSWER="true",
         **overrides,
     )
 

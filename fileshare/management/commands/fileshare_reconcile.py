@@ -44,6 +44,7 @@ class Command(BaseCommand):
             f"{len(report.dangling_rows)} index rows without a blob and {len(report.gone_folders)} folders "
             f"of gone clients ({blobs_in_folders} blobs); {'would abort' if report.dry_run else 'aborted'} "
             f"{len(report.unfinished_uploads)} unfinished uploads; "
+            f"{'would compute' if report.dry_run else 'computed'} {len(report.checksums_filled)} missing checksums; "
             f"kept {len(report.recent_orphans)} recent unindexed blobs"
         )
         self.stdout.write(self.style.SUCCESS(summary) if report.clean else self.style.WARNING(summary))
