@@ -69,12 +69,48 @@ class ReasonedWebSocketProtocol(ws_protocol.WebSocketProtocol):
             )
             self.transport.abortConnection()
 
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        # Autobahn's sendData formats a debug line for every frame, logging on or off;
+        # Twisted's write() buffers every frame until the next loop turn (two epoll_ctl
+        # calls and a send). The common case, nothing chopped or queued, writes now.
+        if chopsize or sync or self.send_queue:
+            super().sendData(data, sync, chopsize)
+            return
+        write_now(self.transport, data)
+        if self.state == self.STATE_OPEN:
+            self.trafficStats.outgoingOctetsWireLevel += len(data)
+        elif self.state in (self.STATE_CONNECTING, self.STATE_PROXY_CONNECTING):
+            self.trafficStats.preopenOutgoingOctetsWireLevel += len(data)
+
     def handle_reply(self, message: dict[str, Any]) -> None:
         if message.get("type") == "websocket.close" and self.state != self.STATE_CONNECTING:
             reason = str(message.get("reason") or "").encode()[:123].decode(errors="ignore")
             self.sendClose(code=message.get("code") or 1000, reason=reason or None)
             return
         super().handle_reply(message)
+
+
+def write_now(transport: Any, data: bytes) -> None:
+    """Give ``data`` to the kernel at once if nothing waits before it in ``transport``'s
+    buffer; what the socket does not take (and everything on a TLS or closing
+    transport) goes through ``transport.write``, in order, as usual."""
+    sock = getattr(transport, "socket", None)
+    if (
+        sock is not None
+        and data
+        and transport.connected
+        and not transport.disconnecting
+        and not transport._tempDataBuffer
+        and len(transport.dataBuffer) == transport.offset
+    ):
+        try:
+            sent = sock.send(data)
+        except OSError:
+            sent = 0  # EAGAIN, or an error Twisted's own write path will meet and report
+        if sent == len(data):
+            return
+        data = data[sent:]
+    transport.write(data)
 
 
 def install() -> None:
