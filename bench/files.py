@@ -168,6 +168,7 @@ def measure_deployment(
         headers = {"Authorization": key}
         file_url = f"{url}/fs/{name}/big.bin"
         put = upload(file_url, source, headers, groups, work / f"{name}.json")
+        wait_for_checksum(file_url, headers)
         get = download(file_url, headers, groups)
         slow = download(file_url, headers, groups, rate=slow_rate)
         moved = {"upload": put, "download": get, "download_slow": slow}
@@ -179,6 +180,30 @@ def measure_deployment(
             timeout=60,
         )
     return moved
+
+
+def wait_for_checksum(file_url: str, headers: dict[str, str], patience: float = 120) -> None:
+    """Wait until the file has its ETag: behind nginx its SHA-256 is computed after the
+    201 (FILESHARE_CHECKSUM_AFTER_ANSWER), and the download is measured without that
+    hash competing for the CPU (its cost is reported as the SHA-256 speed)."""
+    deadline = time.monotonic() + patience
+    command = [
+        "curl",
+        "-sS",
+        "-I",
+        "-o",
+        "-",
+        "--noproxy",
+        "*",
+        *(f for k, v in headers.items() for f in ("-H", f"{k}: {v}")),
+        file_url,
+    ]
+    while time.monotonic() < deadline:
+        head = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False).stdout
+        if any(line.lower().startswith("etag:") for line in head.splitlines()):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{file_url} got no ETag within {patience:g} s")
 
 
 def measure_ceilings(
