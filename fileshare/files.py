@@ -26,7 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from fileshare import conf, offload, paths, storage
-from fileshare.exceptions import ChecksumMismatch, Conflict, NotFound, OwnerLeft
+from fileshare.exceptions import ChecksumMismatch, Conflict, IsDirectory, NotFound, OwnerLeft
 from fileshare.models import LiveClient, StoredFile
 from fileshare.registry import db
 
@@ -188,6 +188,8 @@ def _remove(owner_id: int, path: str) -> None:
     with transaction.atomic():
         row = StoredFile.objects.select_for_update().filter(owner_id=owner_id, path=path).first()
         if row is None:
+            if StoredFile.objects.filter(owner_id=owner_id, path__startswith=path + "/").exists():
+                raise IsDirectory(f"{path!r} is a folder; folders are not deleted: delete its files")
             raise NotFound(f"no file {path!r} in this folder")
         blob = row.blob
         row.delete()
@@ -195,7 +197,8 @@ def _remove(owner_id: int, path: str) -> None:
 
 
 async def remove(owner_id: int, path: str) -> None:
-    """Delete one file (index row first, then the blob); raises NotFound."""
+    """Delete one file (index row first, then the blob); raises NotFound, or IsDirectory
+    for a folder (as pw_file's Delete does)."""
     await sync_to_async(_remove, thread_sensitive=False)(owner_id, path)
 
 

@@ -114,6 +114,15 @@ async def test_delete_removes_the_file_then_404(http: httpx.AsyncClient, owner: 
         assert response.status_code == 404 and error_of(response)["error"] == "not_found"
 
 
+async def test_deleting_a_folder_is_refused_with_501_and_keeps_its_files(http: httpx.AsyncClient, owner: Client) -> None:
+    url = f"/fs/{owner.name}/kept/inside.txt"
+    await http.put(url, content=b"stay", headers={"Authorization": owner.key})
+    refused = await http.delete(f"/fs/{owner.name}/kept", headers={"Authorization": owner.key})
+    assert refused.status_code == 501 and error_of(refused)["error"] == "is_directory"
+    assert "folder" in error_of(refused)["detail"]
+    assert (await http.get(url, headers={"Authorization": owner.key})).content == b"stay"
+
+
 async def test_unknown_client_or_file_is_404(http: httpx.AsyncClient, owner: Client) -> None:
     missing_client = await http.get("/fs/nobody_here/x", headers={"Authorization": owner.key})
     assert missing_client.status_code == 404 and "nobody_here" in error_of(missing_client)["detail"]
