@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,35 +191,33 @@ def _by_public_id(public_id: str) -> LiveClient:
     return client
 
 
-async def channel_for_name(name: str) -> str:
-    """The channel of the live client named ``name``, for relaying; raises InvalidName.
-
-    This process's own clients first, then the route cache, then the database.
-    """
-    client = local.by_name.get(name)
+async def _channel_of(
+    key: str,
+    here: dict[str, LiveClient],
+    cached: Callable[[str], str | None],
+    lookup: Callable[[str], LiveClient],
+) -> str:
+    """This process's own client first, then the route cache, then the database (remembered)."""
+    client = here.get(key)
     if client is not None:
         return client.channel_name
-    channel = remote.channel_for_name(name)
+    channel = cached(key)
     if channel is None:
         generation = remote.generation
-        found = await db(_by_name)(name)
+        found = await db(lookup)(key)
         remote.remember(found, generation)
         channel = found.channel_name
     return channel
+
+
+async def channel_for_name(name: str) -> str:
+    """The channel of the live client named ``name``, for relaying; raises InvalidName."""
+    return await _channel_of(name, local.by_name, remote.channel_for_name, _by_name)
 
 
 async def channel_for_public_id(public_id: str) -> str:
     """The channel of the live client with that public id, for relaying; raises InvalidUuid."""
-    client = local.by_public_id.get(public_id)
-    if client is not None:
-        return client.channel_name
-    channel = remote.channel_for_public_id(public_id)
-    if channel is None:
-        generation = remote.generation
-        found = await db(_by_public_id)(public_id)
-        remote.remember(found, generation)
-        channel = found.channel_name
-    return channel
+    return await _channel_of(public_id, local.by_public_id, remote.channel_for_public_id, _by_public_id)
 
 
 async def by_public_id(public_id: str) -> LiveClient:

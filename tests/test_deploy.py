@@ -328,9 +328,11 @@ GIB = 1024 * MIB
 RSS_LIMIT_MIB = 150
 
 
-async def _pattern(size: int) -> AsyncIterator[bytes]:
+async def _pattern(size: int, sent: hashlib._Hash) -> AsyncIterator[bytes]:
+    """``size`` bytes of a random 1 MiB block, hashed into ``sent`` as they go."""
     block = os.urandom(MIB)
     for _ in range(size // MIB):
+        sent.update(block)
         yield block
 
 
@@ -347,11 +349,13 @@ async def _round_trip(
             for sampler in samplers:
                 sampler.__enter__()
             try:
-                put = await http.put(f"/fs/{name}/big.bin", content=_pattern(GIB), headers=headers)
+                sent = hashlib.sha256()
+                put = await http.put(f"/fs/{name}/big.bin", content=_pattern(GIB, sent), headers=headers)
             finally:
                 for sampler in samplers:
                     sampler.__exit__()
             assert put.status_code == 201, put.text
+            assert put.json()["sha256"] in (sent.hexdigest(), None)  # None: computed after the answer
             peaks["upload"] = max(s.peak for s in samplers) / MIB
 
             samplers = [RssSampler(pid) for pid in app_pids]
@@ -372,7 +376,7 @@ async def _round_trip(
                 for sampler in samplers:
                     sampler.__exit__()
             assert received == GIB
-            assert digest.hexdigest() == put.json()["sha256"]
+            assert digest.hexdigest() == sent.hexdigest()
             peaks["download"] = max(s.peak for s in samplers) / MIB
     finally:
         await client.close()
