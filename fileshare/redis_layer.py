@@ -108,6 +108,7 @@ class ConciergeRedisLayer(RedisChannelLayer):
         self._reporting: asyncio.Task[None] | None = None
         self._outbox: list[_Outgoing] = []
         self._sending: asyncio.Task[None] | None = None
+        self._last_queued: asyncio.Future[None] | None = None
         self._last_score = 0.0
 
     def _counter_key(self, channel: str) -> str:
@@ -140,6 +141,7 @@ class ConciergeRedisLayer(RedisChannelLayer):
         # Scores order a process's queue: strictly increasing, whatever the clock does.
         self._last_score = max(time.time(), self._last_score + 1e-6)
         self._outbox.append(_Outgoing(channel, member, self._last_score, done))
+        self._last_queued = done
         if self._sending is None or self._sending.done():
             self._sending = loop.create_task(self._send_outbox(), name="redis outbox")
         return done
@@ -174,11 +176,11 @@ class ConciergeRedisLayer(RedisChannelLayer):
                             item.done.set_exception(ChannelFull())
 
     async def _outbox_sent(self) -> None:
-        """Wait until everything queued by ``send_in_order`` so far has been handed to Redis."""
-        if self._outbox:
-            await asyncio.gather(self._outbox[-1].done, return_exceptions=True)
-        elif self._sending is not None and not self._sending.done():
-            await asyncio.wait([self._sending])
+        """Wait until everything queued by ``send_in_order`` so far has been handed to Redis
+        (batches go in order: the last one queued is the last one done)."""
+        last = self._last_queued
+        if last is not None and not last.done() and last.get_loop() is asyncio.get_running_loop():
+            await asyncio.wait([last])
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         # A broadcast goes after the messages sent before it, as a send would.
