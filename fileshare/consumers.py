@@ -280,9 +280,10 @@ class ConciergeConsumer(AsyncConsumer):
             if isinstance(reply, Later):
                 await asyncio.wait([reply.pending])
                 reply = self._settled(reply)
-            self._due.popleft()
             reply.setdefault("seq", number)
             await self.send_payload(reply)
+            # Only now: a reply handled meanwhile must not overtake this one (the send may wait).
+            self._due.popleft()
 
     def _abandon_replies(self) -> None:
         """The socket is gone: the deliveries go on, their replies are dropped."""
