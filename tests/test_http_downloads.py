@@ -314,11 +314,10 @@ async def test_curl_ranges_and_resume(files_server: ServerProcess, owner: Client
 # -- FILESHARE_S3_REDIRECT_DOWNLOADS ------------------------------------------------------------
 
 
+@pytest.mark.parametrize("storage_env", ["s3"], indirect=True)  # presigned URLs are S3's
 async def test_s3_redirect_sends_the_client_to_a_presigned_url(
     spawn_files_server, storage_env: dict[str, str], name: str
 ) -> None:
-    if not storage_env.get("FILESHARE_S3_BUCKET"):
-        pytest.skip("presigned URLs need the S3 backend")
     server = spawn_files_server(FILESHARE_S3_REDIRECT_DOWNLOADS="1")
     client = await connect(server.ws_url, name)
     url = f"/fs/{name}/report final.csv"
