@@ -35,6 +35,7 @@ from daphne import http_protocol, ws_protocol
 from daphne import server as daphne_server
 from daphne.server import Server
 from django.core.handlers.asgi import ASGIHandler
+from twisted.internet import tcp
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
@@ -92,9 +93,15 @@ class ReasonedWebSocketProtocol(ws_protocol.WebSocketProtocol):
 
 def write_now(transport: Any, data: bytes) -> None:
     """Give ``data`` to the kernel at once if nothing waits before it in ``transport``'s
-    buffer; what the socket does not take (and everything on a TLS or closing
-    transport) goes through ``transport.write``, in order, as usual."""
-    sock = getattr(transport, "socket", None)
+    buffer; what the socket does not take, and everything on another kind of transport
+    (TLS, a wrapper, a closing connection), goes through ``transport.write``, in order,
+    as usual.
+
+    Only a plain TCP or Unix connection qualifies: a wrapper such as TLS answers
+    ``.socket`` with the raw socket underneath (``ProtocolWrapper.__getattr__``), and
+    writing there would skip the encryption.
+    """
+    sock = transport.socket if isinstance(transport, tcp.Connection) and not transport.TLS else None
     if (
         sock is not None
         and data

@@ -387,3 +387,33 @@ async def test_a_missing_blob_is_a_404_before_anything_is_sent(local_storage: Pa
     with pytest.raises(NotFound):
         await offload.server_sent_response(request, row)
     assert request.scope["extensions"][offload.SEND_FILE] == {}
+
+
+def test_a_frame_on_a_wrapped_transport_goes_through_the_wrapper_never_to_the_raw_socket() -> None:
+    """A TLS transport is a ProtocolWrapper, which answers ``.socket`` with the raw socket
+    under it: write_now must not send there, or the frame would skip the encryption."""
+    import socket
+
+    from twisted.internet.protocol import Factory, Protocol
+    from twisted.internet.testing import StringTransport
+    from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+
+    from fileshare.daphne_support import write_now
+
+    ours, peer = socket.socketpair()
+    try:
+        underneath = StringTransport()
+        underneath.socket = ours  # what a wrapper's __getattr__ would hand out
+        wrapper = ProtocolWrapper(WrappingFactory(Factory.forProtocol(Protocol)), Protocol())
+        wrapper.makeConnection(underneath)
+        assert wrapper.socket is ours
+
+        write_now(wrapper, b"frame")
+
+        assert underneath.value() == b"frame"
+        peer.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            peer.recv(16)
+    finally:
+        ours.close()
+        peer.close()
