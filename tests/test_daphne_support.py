@@ -21,12 +21,12 @@ from typing import Any
 
 import httpx
 import pytest
-from django.test import override_settings
 
 from bench.transfer_rss import RssSampler
 from fileshare import offload
 from fileshare.exceptions import TooLarge
 from tests.support.clients import Client, connect
+from tests.support.local_storage import local_file_storage
 from tests.support.server import ServerProcess
 
 MIB = 1024 * 1024
@@ -207,17 +207,7 @@ async def test_the_server_sends_a_whole_file_and_closes_it_when_the_client_leave
 
 @pytest.fixture
 def local_storage(tmp_path: Path) -> Iterator[Path]:
-    from django.conf import settings
-
-    root = tmp_path / "files"
-    storages = {
-        **settings.STORAGES,
-        "fileshare": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(root), "allow_overwrite": True},
-        },
-    }
-    with override_settings(STORAGES=storages):
+    with local_file_storage(tmp_path / "files") as root:
         yield root
 
 

@@ -25,6 +25,7 @@ import websockets
 
 from bench.transfer_rss import RssSampler
 from tests.support.clients import Client, connect
+from tests.support.local_storage import local_file_storage
 from tests.support.nginx import ACCEL_PREFIX, UPLOAD_HEADER, Recipe, require_nginx, start_recipe
 from tests.support.server import ServerProcess
 
@@ -274,21 +275,7 @@ async def test_websockets_pass_through_nginx(recipe: Recipe, name: str) -> None:
 # -- Adoption without nginx: the copy fallback and the limit ----------------------------------
 
 
-def _storages(location: Path) -> dict[str, dict[str, object]]:
-    from django.conf import settings
-
-    return {
-        **settings.STORAGES,
-        "fileshare": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(location), "allow_overwrite": True},
-        },
-    }
-
-
 def test_a_file_on_another_filesystem_is_copied_in_the_same_single_read(tmp_path: Path) -> None:
-    from django.test import override_settings
-
     from fileshare import offload
 
     shm = Path("/dev/shm")
@@ -299,7 +286,7 @@ def test_a_file_on_another_filesystem_is_copied_in_the_same_single_read(tmp_path
     body.write_bytes(data)
     root = Path(tempfile.mkdtemp(dir=shm))
     try:
-        with override_settings(STORAGES=_storages(root)):
+        with local_file_storage(root):
             adopted = offload.adopt("folder.x/blob.bin", offload.LocalFile(str(body)), 10 * MIB, lambda: None)
         assert (adopted.size, adopted.sha256) == (len(data), hashlib.sha256(data).hexdigest())
         assert (root / "folder.x" / "blob.bin").read_bytes() == data
@@ -309,14 +296,12 @@ def test_a_file_on_another_filesystem_is_copied_in_the_same_single_read(tmp_path
 
 
 def test_adoption_refuses_a_file_over_the_limit_and_stores_nothing(tmp_path: Path) -> None:
-    from django.test import override_settings
-
     from fileshare import offload
     from fileshare.exceptions import TooLarge
 
     body = tmp_path / "0000000002"
     body.write_bytes(b"x" * 1000)
-    with override_settings(STORAGES=_storages(tmp_path / "files")), pytest.raises(TooLarge):
+    with local_file_storage(tmp_path / "files"), pytest.raises(TooLarge):
         offload.adopt("folder.x/blob.bin", offload.LocalFile(str(body)), 999, lambda: None)
     assert body.read_bytes() == b"x" * 1000
     assert not (tmp_path / "files" / "folder.x" / "blob.bin").exists()

@@ -7,27 +7,19 @@ import uuid
 from pathlib import Path
 
 import pytest
-from django.test import override_settings
 from django.utils import timezone
 
 from fileshare import files
 from fileshare.exceptions import ChecksumMismatch, OwnerLeft, TooLarge
 from fileshare.models import LiveClient, ServerInstance, StoredFile
+from tests.support.local_storage import local_file_storage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def storage_root(tmp_path: Path):  # type: ignore[no-untyped-def]
-    storages = {
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-        "fileshare": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path), "allow_overwrite": True},
-        },
-    }
-    with override_settings(STORAGES=storages):
+    with local_file_storage(tmp_path):
         yield tmp_path
 
 

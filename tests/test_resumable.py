@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import stored_names
 from tests.support.clients import Client, connect
+from tests.support.local_storage import local_file_storage
 from tests.support.server import ServerProcess
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -648,17 +649,7 @@ async def test_parts_are_stored_assembled_and_deleted_on_every_backend(files_ser
 
 @pytest.fixture
 def parts_storage(tmp_path: Path) -> Iterator[Path]:
-    from django.test import override_settings
-
-    storages = {
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-        "fileshare": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path), "allow_overwrite": True},
-        },
-    }
-    with override_settings(STORAGES=storages):
+    with local_file_storage(tmp_path):
         yield tmp_path
 
 
