@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,25 +99,19 @@ def recipe(root: Path, processes: int = 2) -> Iterator[Recipe]:
     Several processes share PostgreSQL and Redis; without them (or with one
     process) the processes share one SQLite file and the in-memory layer.
     """
-    if processes > 1 and services_available():
-        with shared_services() as services:
+    with ExitStack() as stack:
+        if processes > 1 and services_available():
+            services = stack.enter_context(shared_services())
             started = start_recipe(root, processes=processes, workers="auto", **services.env())
-            try:
-                yield started
-            except BaseException:
-                dump_logs(started.apps, started.nginx)
-                raise
-            finally:
-                started.stop()
-        return
-    started = start_recipe(root, processes=1, workers="auto")
-    try:
-        yield started
-    except BaseException:
-        dump_logs(started.apps, started.nginx)
-        raise
-    finally:
-        started.stop()
+        else:
+            started = start_recipe(root, processes=1, workers="auto")
+        try:
+            yield started
+        except BaseException:
+            dump_logs(started.apps, started.nginx)
+            raise
+        finally:
+            started.stop()
 
 
 @contextmanager

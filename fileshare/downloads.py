@@ -108,18 +108,13 @@ def if_range_holds(header: str | None, etag: str | None, last_modified: int) -> 
     return date is not None and date == last_modified
 
 
-def entity_tag(row: StoredFile) -> str | None:
-    """The file's strong ETag, its quoted SHA-256; None while the checksum is computed."""
-    return f'"{row.sha256}"' if row.sha256 else None
-
-
 async def respond(request: HttpRequest, row: StoredFile, path: str) -> HttpResponse:
     """The answer to a GET or HEAD of the file ``row`` at ``path`` (see the module docstring).
 
     Raises NotFound when the index lists the file but its blob is gone.
     """
     size = row.size
-    etag = entity_tag(row)
+    etag = row.entity_tag
     last_modified = int(row.modified_at.timestamp())
     content_type = row.content_type or files.guess_type(path)
     filename = path.rsplit("/", 1)[-1]

@@ -37,10 +37,14 @@ class ConciergeMemoryLayer(InMemoryChannelLayer):
             self._cleaned = now
             self._clean_expired()
 
-    def _put(self, channel: str, message: dict[str, Any]) -> None:
+    def _queue(self, channel: str) -> asyncio.Queue[tuple[float, dict[str, Any]]]:
         queue = self.channels.get(channel)
         if queue is None:
             queue = self.channels[channel] = asyncio.Queue(maxsize=self.get_capacity(channel))
+        return queue
+
+    def _put(self, channel: str, message: dict[str, Any]) -> None:
+        queue = self._queue(channel)
         try:
             queue.put_nowait((time.time() + self.expiry, dict(message)))
         except asyncio.QueueFull:
@@ -55,9 +59,7 @@ class ConciergeMemoryLayer(InMemoryChannelLayer):
     async def receive(self, channel: str) -> dict[str, Any]:
         self.require_valid_channel_name(channel)
         self._clean_now_and_then()
-        queue = self.channels.get(channel)
-        if queue is None:
-            queue = self.channels[channel] = asyncio.Queue(maxsize=self.get_capacity(channel))
+        queue = self._queue(channel)
         try:
             _, message = await queue.get()
         finally:

@@ -126,6 +126,12 @@ class StoredFile(models.Model):
     def __str__(self) -> str:
         return f"{self.owner_id}:{self.path}"
 
+    @property
+    def entity_tag(self) -> str | None:
+        """The strong ETag, the quoted SHA-256; None while the checksum is computed
+        after the answer (``files.fill_checksum``)."""
+        return f'"{self.sha256}"' if self.sha256 else None
+
 
 class ResumableUpload(models.Model):
     """A tus upload (docs/resumable.md): a file arriving in chunks, resumable at ``offset``.

@@ -83,8 +83,8 @@ def _whole_file_headers(row: StoredFile) -> dict[str, str]:
         "Accept-Ranges": "bytes",  # a Range request is answered by fileshare.downloads
         "Cache-Control": "private, no-cache",
     }
-    if row.sha256:  # else still being computed (files.fill_checksum)
-        headers["ETag"] = f'"{row.sha256}"'
+    if row.entity_tag is not None:  # else still being computed (files.fill_checksum)
+        headers["ETag"] = row.entity_tag
     return headers
 
 

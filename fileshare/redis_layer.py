@@ -91,6 +91,7 @@ _REPORT_AT_ONCE = 32
 @dataclass(slots=True)
 class _Outgoing:
     channel: str
+    process_channel: str
     member: bytes
     score: float
     done: asyncio.Future[None]
@@ -140,7 +141,7 @@ class ConciergeRedisLayer(RedisChannelLayer):
         member = self.serialize({**message, "__asgi_channel__": channel, _COUNTED: True})
         # Scores order a process's queue: strictly increasing, whatever the clock does.
         self._last_score = max(time.time(), self._last_score + 1e-6)
-        self._outbox.append(_Outgoing(channel, member, self._last_score, done))
+        self._outbox.append(_Outgoing(channel, self.non_local_name(channel), member, self._last_score, done))
         self._last_queued = done
         if self._sending is None or self._sending.done():
             self._sending = loop.create_task(self._send_outbox(), name="redis outbox")
@@ -151,13 +152,13 @@ class ConciergeRedisLayer(RedisChannelLayer):
             batch, self._outbox = self._outbox[:_BATCH], self._outbox[_BATCH:]
             by_index: dict[int, list[_Outgoing]] = collections.defaultdict(list)
             for item in batch:
-                by_index[self.consistent_hash(self.non_local_name(item.channel))].append(item)
+                by_index[self.consistent_hash(item.process_channel)].append(item)
             for index, items in by_index.items():
                 now = time.time()
                 keys: list[str] = []
                 args: list[Any] = [now, int(now) - int(self.expiry), int(self.expiry)]
                 for item in items:
-                    keys += [self.prefix + self.non_local_name(item.channel), self._counter_key(item.channel)]
+                    keys += [self.prefix + item.process_channel, self._counter_key(item.channel)]
                     args += [item.member, item.score, self.get_capacity(item.channel)]
                 try:
                     queued = await self._script(self.connection(index), _SEND, len(keys), *keys, *args)

@@ -90,13 +90,14 @@ class RemoteRoutes:
     def __init__(self, ttl: float = 5.0) -> None:
         self.ttl = ttl
         self.generation = 0
-        self._by_name: dict[str, tuple[float, str, str]] = {}
-        self._by_public_id: dict[str, tuple[float, str, str]] = {}
+        # Each entry: (monotonic time it expires, channel name).
+        self._by_name: dict[str, tuple[float, str]] = {}
+        self._by_public_id: dict[str, tuple[float, str]] = {}
 
-    def _fresh(self, entry: tuple[float, str, str] | None) -> str | None:
+    def _fresh(self, entry: tuple[float, str] | None) -> str | None:
         if entry is None or time.monotonic() > entry[0]:
             return None
-        return entry[2]
+        return entry[1]
 
     def channel_for_name(self, name: str) -> str | None:
         return self._fresh(self._by_name.get(name))
@@ -108,10 +109,9 @@ class RemoteRoutes:
         """Store a route found in the database, unless a forget came in meanwhile."""
         if generation != self.generation:
             return
-        entry = (time.monotonic() + self.ttl, client.name, client.channel_name)
-        public_id = str(client.public_id)
+        entry = (time.monotonic() + self.ttl, client.channel_name)
         self._by_name[client.name] = entry
-        self._by_public_id[public_id] = (entry[0], public_id, client.channel_name)
+        self._by_public_id[str(client.public_id)] = entry
 
     def forget(self, name: str, public_id: str) -> None:
         self.generation += 1

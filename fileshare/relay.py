@@ -31,12 +31,21 @@ def _layer() -> Any:
     return layer
 
 
+def _frame(payload: JsonObject) -> dict[str, Any]:
+    """The layer message that carries ``payload`` to a consumer as ready text."""
+    return {"type": "fileshare.frame", "text": encode(payload)}
+
+
+def _busy() -> TargetBusy:
+    return TargetBusy("the receiver is not keeping up: its queue is full and the message was not delivered")
+
+
 async def deliver(channel_name: str, payload: JsonObject) -> None:
     """Send one payload to one client; raise TargetBusy when its queue is full."""
     try:
-        await _layer().send(channel_name, {"type": "fileshare.frame", "text": encode(payload)})
+        await _layer().send(channel_name, _frame(payload))
     except ChannelFull:
-        raise TargetBusy("the receiver is not keeping up: its queue is full and the message was not delivered") from None
+        raise _busy() from None
 
 
 async def start_delivery(channel_name: str, payload: JsonObject) -> asyncio.Future[None]:
@@ -54,14 +63,14 @@ async def start_delivery(channel_name: str, payload: JsonObject) -> asyncio.Futu
         await deliver(channel_name, payload)
         result.set_result(None)
         return result
-    queued: asyncio.Future[None] = send_in_order(channel_name, {"type": "fileshare.frame", "text": encode(payload)})
+    queued: asyncio.Future[None] = send_in_order(channel_name, _frame(payload))
 
     def settle(done: asyncio.Future[None]) -> None:
         if result.done():
             return
         error = done.exception() if not done.cancelled() else ConnectionError("the delivery was cancelled")
         if isinstance(error, ChannelFull):
-            error = TargetBusy("the receiver is not keeping up: its queue is full and the message was not delivered")
+            error = _busy()
         if error is None:
             result.set_result(None)
         else:
@@ -74,7 +83,7 @@ async def start_delivery(channel_name: str, payload: JsonObject) -> asyncio.Futu
 async def deliver_many(channel_names: list[str], payload: JsonObject) -> list[str]:
     """Send one payload to several clients; returns the channels that were full."""
     layer = _layer()
-    message = {"type": "fileshare.frame", "text": encode(payload)}
+    message = _frame(payload)
     full = []
     for name in channel_names:
         try:
@@ -86,7 +95,7 @@ async def deliver_many(channel_names: list[str], payload: JsonObject) -> list[st
 
 async def broadcast(payload: JsonObject) -> None:
     """Send one payload to every identified client."""
-    await _layer().group_send(CLIENTS_GROUP, {"type": "fileshare.frame", "text": encode(payload)})
+    await _layer().group_send(CLIENTS_GROUP, _frame(payload))
 
 
 async def forget(info: JsonObject) -> None:
