@@ -9,13 +9,13 @@ started).
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from fileshare import relay, storage
@@ -38,23 +38,34 @@ class Departure:
     """Per service it had joined (now left): its info and the channels to tell."""
 
 
+@functools.cache
+def _depart_sql() -> tuple[str, str]:
+    """The claim and the read of ``_depart``, written out: the ORM took 0.6 ms to build them."""
+    client, service, sub = (model._meta.db_table for model in (LiveClient, Service, Subscription))
+    claim = f'UPDATE "{client}" SET "left_at" = %s WHERE "id" = %s AND "left_at" IS NULL'
+    read = (
+        f'SELECT "id", "name", "nickname", "public_id", "tags", "channel_name", "folder",'
+        f' EXISTS(SELECT 1 FROM "{service}" WHERE "owner_id" = "{client}"."id") AS "owns",'
+        f' EXISTS(SELECT 1 FROM "{sub}" WHERE "client_id" = "{client}"."id") AS "joined"'
+        f' FROM "{client}" WHERE "id" = %s'
+    )
+    return claim, read
+
+
 def _depart(client_id: int, force: bool) -> Departure | None:
     """Claim the leave (the key is refused from here on) and take services and subscriptions.
 
     ``None`` if the client is gone, or if another caller claimed the leave first and
     ``force`` is not given.
     """
+    claim, read = _depart_sql()
+    left_at = LiveClient._meta.get_field("left_at").get_db_prep_save(timezone.now(), connection)
     with transaction.atomic():
-        claimed = LiveClient.objects.filter(pk=client_id, left_at__isnull=True).update(left_at=timezone.now())
+        with connection.cursor() as cursor:
+            cursor.execute(claim, [left_at, client_id])
+            claimed = cursor.rowcount
         # Most clients own no service and joined none: one query tells, and saves two.
-        client = (
-            LiveClient.objects.filter(pk=client_id)
-            .annotate(
-                owns=Exists(Service.objects.filter(owner_id=OuterRef("pk"))),
-                joined=Exists(Subscription.objects.filter(client_id=OuterRef("pk"))),
-            )
-            .first()
-        )
+        client = next(iter(LiveClient.objects.raw(read, [client_id])), None)
         if client is None or not (claimed or force):
             return None
         services: list[dict[str, Any]] = []
