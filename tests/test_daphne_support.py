@@ -407,3 +407,24 @@ def test_a_frame_on_a_wrapped_transport_goes_through_the_wrapper_never_to_the_ra
     finally:
         ours.close()
         peer.close()
+
+
+def test_autobahn_pretty_prints_its_per_connection_debug_text_only_when_a_line_is_written() -> None:
+    import pprint
+
+    from autobahn.websocket import protocol as autobahn_protocol
+
+    from fileshare import daphne_support
+
+    daphne_support.install()
+    options = [("openHandshakeTimeout", 5, "WebSocketFactory"), ("maxFramePayloadSize", 1 << 20, "WebSocketFactory")]
+
+    deferred = autobahn_protocol.pformat(options)
+
+    assert isinstance(deferred, daphne_support.FormattedWhenLogged)
+    assert "\n{attrs}".format(attrs=deferred) == "\n" + pprint.pformat(options)
+    assert str(deferred) == pprint.pformat(options)
+    timings = autobahn_protocol.Timings()
+    timings.track("onOpen")
+    assert isinstance(str(timings), str)
+    assert "onOpen" in str(timings)
