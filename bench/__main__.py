@@ -158,10 +158,16 @@ def _add_deployment(results: Results, name: str, moved: dict[str, files.Transfer
 
 
 def bench_handshake(results: Results, sizes: Sizes, work: Path) -> None:
-    with servers.plain_relay(work / "hs-plain") as plain, servers.run_command(work / "hs-run") as server:
+    with (
+        servers.plain_relay(work / "hs-plain") as plain,
+        servers.daphne_floor() as floor,
+        servers.run_command(work / "hs-run") as server,
+    ):
         for run in range(sizes.runs):
             plain_seq = asyncio.run(handshake.sequential(plain.ws_url, sizes.sequential))
             plain_burst, _ = asyncio.run(handshake.burst(plain.ws_url, sizes.burst))
+            results.add("handshake.daphne_floor.sequential_per_s", asyncio.run(handshake.sequential(floor.ws_url, sizes.sequential)))
+            results.add("handshake.daphne_floor.burst_per_s", asyncio.run(handshake.burst(floor.ws_url, sizes.burst))[0])
             seq = asyncio.run(handshake.sequential(server.ws_url, sizes.sequential))
             burst, succeeded = asyncio.run(handshake.burst(server.ws_url, sizes.burst))
             results.add("handshake.plain.sequential_per_s", plain_seq)

@@ -146,6 +146,20 @@ FIGURES: list[Figure] = [
         "handshake",
     ),
     _fig(
+        "handshake.daphne_floor.sequential_per_s",
+        "reference: an app that only answers HELLO, under stock daphne, sequential",
+        "handshakes/s",
+        "handshake",
+        "handshake.plain.sequential_per_s",
+    ),
+    _fig(
+        "handshake.daphne_floor.burst_per_s",
+        "reference: an app that only answers HELLO, under stock daphne, 200 at once",
+        "handshakes/s",
+        "handshake",
+        "handshake.plain.burst_per_s",
+    ),
+    _fig(
         "handshake.run.sequential_per_s",
         "IDENTIFY->HELLO/s, sequential",
         "handshakes/s",

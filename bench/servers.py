@@ -6,6 +6,7 @@
   processes (PostgreSQL and Redis when there are several).
 * ``cluster``: two ``runconcierge`` processes sharing PostgreSQL and Redis.
 * ``plain_relay``: bench/plain_relay.py, the ceiling for messages.
+* ``daphne_floor``: bench/daphne_floor.py under stock daphne, a reference for handshakes.
 * ``ceiling_nginx``: nginx serving a file (static GET) and taking PUTs
   (``dav_methods PUT``), the ceilings for files.
 """
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,8 +136,8 @@ def cluster(root: Path) -> Iterator[list[ServerProcess]]:
 
 
 @dataclass
-class PlainRelay:
-    """bench/plain_relay.py in a subprocess."""
+class SubprocessServer:
+    """A websocket server in a subprocess: bench/plain_relay.py, or daphne serving bench/daphne_floor.py."""
 
     proc: subprocess.Popen[bytes]
     port: int
@@ -147,7 +148,26 @@ class PlainRelay:
 
 
 @contextmanager
-def plain_relay(root: Path, timeout: float = 15) -> Iterator[PlainRelay]:
+def _serving(proc: subprocess.Popen[bytes], port: Callable[[], int | None], what: str, timeout: float) -> Iterator[SubprocessServer]:
+    """Wait until ``port()`` names the port ``proc`` listens on; stop ``proc`` afterwards."""
+    try:
+        deadline = time.monotonic() + timeout
+        while (bound := port()) is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start")
+            time.sleep(0.05)
+        yield SubprocessServer(proc, bound)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@contextmanager
+def plain_relay(root: Path, timeout: float = 15) -> Iterator[SubprocessServer]:
     """The plain ``websockets`` relay on a free loopback port."""
     root.mkdir(parents=True, exist_ok=True)
     ready = root / "plain.ready"
@@ -158,20 +178,27 @@ def plain_relay(root: Path, timeout: float = 15) -> Iterator[PlainRelay]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        deadline = time.monotonic() + timeout
-        while not (ready.exists() and ready.read_text().strip()):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("bench.plain_relay did not start")
-            time.sleep(0.05)
-        yield PlainRelay(proc, int(ready.read_text().split()[1]))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+
+    def bound() -> int | None:
+        text = ready.read_text().strip() if ready.exists() else ""
+        return int(text.split()[1]) if text else None
+
+    with _serving(proc, bound, "bench.plain_relay", timeout) as relay:
+        yield relay
+
+
+@contextmanager
+def daphne_floor(timeout: float = 15) -> Iterator[SubprocessServer]:
+    """bench/daphne_floor.py under stock daphne (no access log) on a free loopback port."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port), "bench.daphne_floor:application"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    with _serving(proc, lambda: port if reachable(("127.0.0.1", port)) else None, "daphne (bench.daphne_floor)", timeout) as floor:
+        yield floor
 
 
 CEILING_SERVER = """\

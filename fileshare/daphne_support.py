@@ -150,7 +150,7 @@ def install() -> None:
     # debug logging on or off: a fifth of daphne's cost for a websocket handshake.
     # The text is now made only if the line is written (Timings.__str__, the one
     # other caller, must return a str and keeps the real pformat).
-    autobahn_protocol.pformat = FormattedWhenLogged
+    autobahn_protocol.pformat = FormattedWhenLogged  # type: ignore[attr-defined,assignment]
     autobahn_protocol.Timings.__str__ = lambda self: pprint.pformat(self._timings)  # type: ignore[method-assign]
     daphne_server.HTTPFactory = SpoolingHTTPFactory  # what Server.run() builds
     ASGIHandler.read_body = _read_body

@@ -422,7 +422,7 @@ def test_autobahn_pretty_prints_its_per_connection_debug_text_only_when_a_line_i
     deferred = autobahn_protocol.pformat(options)
 
     assert isinstance(deferred, daphne_support.FormattedWhenLogged)
-    assert "\n{attrs}".format(attrs=deferred) == "\n" + pprint.pformat(options)
+    assert f"\n{deferred}" == "\n" + pprint.pformat(options)  # how txaio formats a log line
     assert str(deferred) == pprint.pformat(options)
     timings = autobahn_protocol.Timings()
     timings.track("onOpen")
