@@ -1,0 +1,86 @@
+"""The leave's database steps (fileshare/lifecycle.py), in-process on the test database.
+
+The whole leave sequence over a real socket is covered in test_cleanup.py and
+test_messaging.py; here, which way ``_depart`` goes and what it leaves behind.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from django.utils import timezone
+
+from fileshare import lifecycle
+from fileshare.models import LiveClient, ServerInstance, StoredFile
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def client_row() -> LiveClient:
+    instance = ServerInstance.objects.create(hostname="h", pid=1, heartbeat_at=timezone.now())
+    return LiveClient.objects.create(
+        name="leaver", version="0.2.0", key=uuid.uuid4(), public_id=uuid.uuid4(),
+        channel_name="c-leaver", folder="leaver.abc", instance=instance,
+    )
+
+
+def store_a_file(client: LiveClient) -> StoredFile:
+    return StoredFile.objects.create(
+        owner=client, path="a.txt", blob="leaver.abc/a.txt.1", size=1,
+        content_type="text/plain", sha256="0" * 64, modified_at=timezone.now(),
+    )
+
+
+def test_a_client_that_holds_nothing_is_released_with_its_claim(client_row: LiveClient) -> None:
+    departure = lifecycle._depart(client_row.pk, force=False)
+
+    assert departure is not None and departure.released
+    assert departure.info == client_row.info()
+    assert departure.folder == "leaver.abc"
+    assert not LiveClient.objects.filter(pk=client_row.pk).exists()
+
+
+def test_a_client_with_a_file_is_only_claimed_until_its_folder_is_deleted(client_row: LiveClient) -> None:
+    store_a_file(client_row)
+
+    departure = lifecycle._depart(client_row.pk, force=False)
+
+    assert departure is not None and not departure.released
+    row = LiveClient.objects.get(pk=client_row.pk)
+    assert row.left_at is not None
+    assert StoredFile.objects.filter(owner=client_row).count() == 1
+    lifecycle._release(client_row.pk)
+    assert not LiveClient.objects.filter(pk=client_row.pk).exists()
+    assert not StoredFile.objects.exists()
+
+
+def test_a_second_claim_gets_nothing_unless_forced(client_row: LiveClient) -> None:
+    store_a_file(client_row)
+    assert lifecycle._depart(client_row.pk, force=False) is not None
+
+    assert lifecycle._depart(client_row.pk, force=False) is None
+    forced = lifecycle._depart(client_row.pk, force=True)
+    assert forced is not None and not forced.released
+
+
+def test_a_row_that_arrives_after_the_read_sends_the_leave_the_long_way(
+    client_row: LiveClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quick release deletes the client in the claim's transaction; a file row that
+    appeared after the read fails that commit on its foreign key. Simulated with a read
+    that does not see the file: the leave must still claim the client, keep the row for
+    the folder's deletion, and lose nothing."""
+    claim, read, release = lifecycle._depart_sql()
+    blind = re.sub(r'\(EXISTS\(.*\)\) AS "stores"', '0 AS "stores"', read)
+    assert blind != read
+    monkeypatch.setattr(lifecycle, "_depart_sql", lambda: (claim, blind, release))
+    store_a_file(client_row)
+
+    departure = lifecycle._depart(client_row.pk, force=False)
+
+    assert departure is not None and not departure.released
+    assert LiveClient.objects.get(pk=client_row.pk).left_at is not None
+    assert StoredFile.objects.filter(owner=client_row).count() == 1
