@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import struct
+from pathlib import Path
 
 import pytest
 import websockets
@@ -157,3 +158,43 @@ async def test_a_client_that_stops_answering_pings_is_dropped_and_cleaned_up(spa
     reply = await watcher.request({"type": "SELF_FETCH"})
     assert reply["type"] == "SELF_FETCH_RESULT"
     await watcher.close()
+
+
+KERNEL_BACKLOG_CAP = int(Path("/proc/sys/net/core/somaxconn").read_text())
+
+
+async def test_connections_arriving_while_the_server_is_busy_wait_in_a_deep_backlog(spawn: Spawn) -> None:
+    """Twisted listens with a backlog of 50; runconcierge asks for 1024. With the server
+    stopped (SIGSTOP), the kernel completes connections only while the backlog has room:
+    all 200 here (unless the kernel caps backlogs lower), where the default would have
+    taken 51 and dropped the rest."""
+    import signal
+
+    process = spawn()
+    address = ("127.0.0.1", process.port)
+    sockets: list[socket.socket] = []
+    os.kill(process.proc.pid, signal.SIGSTOP)
+    try:
+        for _ in range(200):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(address)
+            sockets.append(sock)
+        await asyncio.sleep(0.5)
+        connected = sum(1 for sock in sockets if _established(sock))
+    finally:
+        os.kill(process.proc.pid, signal.SIGCONT)
+        for sock in sockets:
+            sock.close()
+    assert connected >= min(200, KERNEL_BACKLOG_CAP)
+    client = await connect(process.ws_url, "after_the_burst")
+    await client.close()
+
+
+def _established(sock: socket.socket) -> bool:
+    """Whether the handshake finished (a peer address), for a non-blocking connect."""
+    try:
+        sock.getpeername()
+    except OSError:
+        return False
+    return True

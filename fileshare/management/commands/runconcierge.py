@@ -19,6 +19,11 @@ from fileshare import conf
 
 logger = logging.getLogger("fileshare.server")
 
+LISTEN_BACKLOG = 1024
+"""Connections the kernel queues before the server accepts them. Twisted's default
+is 50: a burst of clients beyond it would be dropped and have to retry. As uvicorn
+(2048) or nginx (511); the kernel caps it at net.core.somaxconn."""
+
 
 class Command(BaseCommand):
     help = "Serve HTTP and websockets with daphne on CONCIERGE_HOST:CONCIERGE_PORT."
@@ -39,10 +44,10 @@ class Command(BaseCommand):
         host = options["host"] or settings.CONCIERGE_HOST
         port = settings.CONCIERGE_PORT if options["port"] is None else options["port"]
         if options["unix_socket"]:
-            endpoint = f"unix:{options['unix_socket']}"
+            endpoint = f"unix:{options['unix_socket']}:backlog={LISTEN_BACKLOG}"
         else:
             escaped = host.replace(":", r"\:").strip("[]")
-            endpoint = f"tcp:port={port}:interface={escaped}"
+            endpoint = f"tcp:port={port}:interface={escaped}:backlog={LISTEN_BACKLOG}"
         ready_file = options["ready_file"]
 
         def ready() -> None:
