@@ -189,10 +189,12 @@ def plain_relay(root: Path, timeout: float = 15) -> Iterator[SubprocessServer]:
 
 @contextmanager
 def daphne_floor(timeout: float = 15) -> Iterator[SubprocessServer]:
-    """bench/daphne_floor.py under stock daphne (no access log) on a free loopback port."""
+    """bench/daphne_floor.py under stock daphne (no access log, runconcierge's backlog) on a free loopback port."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port), "bench.daphne_floor:application"],
+        # The listen backlog of runconcierge (Twisted's default of 50 drops part of a burst).
+        [sys.executable, "-m", "daphne", "-v", "0", "-e", f"tcp:port={port}:interface=127.0.0.1:backlog=1024",
+         "bench.daphne_floor:application"],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

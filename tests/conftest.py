@@ -34,6 +34,21 @@ from tests.support.server import (
 
 
 @pytest.fixture
+def client_row() -> Any:
+    """A live client's row (``owner``, folder ``owner.abc``) in the test database, for
+    in-process tests marked ``django_db``."""
+    from django.utils import timezone
+
+    from fileshare.models import LiveClient, ServerInstance
+
+    instance = ServerInstance.objects.create(hostname="h", pid=1, heartbeat_at=timezone.now())
+    return LiveClient.objects.create(
+        name="owner", version="0.2.0", key=uuid.uuid4(), public_id=uuid.uuid4(),
+        channel_name="c1", folder="owner.abc", instance=instance,
+    )
+
+
+@pytest.fixture
 def name() -> str:
     """A client name no other test uses."""
     return f"c_{uuid.uuid4().hex[:10]}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import uuid
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from django.utils import timezone
 
 from fileshare import files
 from fileshare.exceptions import ChecksumMismatch, OwnerLeft, TooLarge
-from fileshare.models import LiveClient, ServerInstance, StoredFile
+from fileshare.models import LiveClient, StoredFile
 from tests.support.local_storage import local_file_storage
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -21,15 +20,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def storage_root(tmp_path: Path):  # type: ignore[no-untyped-def]
     with local_file_storage(tmp_path):
         yield tmp_path
-
-
-@pytest.fixture
-def client_row() -> LiveClient:
-    instance = ServerInstance.objects.create(hostname="h", pid=1, heartbeat_at=timezone.now())
-    return LiveClient.objects.create(
-        name="owner", version="0.2.0", key=uuid.uuid4(), public_id=uuid.uuid4(),
-        channel_name="c1", folder="owner.abc", instance=instance,
-    )
 
 
 class LeavesMidway(io.RawIOBase):

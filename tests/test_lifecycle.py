@@ -7,29 +7,19 @@ test_messaging.py; here, which way ``_depart`` goes and what it leaves behind.
 from __future__ import annotations
 
 import re
-import uuid
 
 import pytest
 from django.utils import timezone
 
 from fileshare import lifecycle
-from fileshare.models import LiveClient, ServerInstance, StoredFile
+from fileshare.models import LiveClient, StoredFile
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def client_row() -> LiveClient:
-    instance = ServerInstance.objects.create(hostname="h", pid=1, heartbeat_at=timezone.now())
-    return LiveClient.objects.create(
-        name="leaver", version="0.2.0", key=uuid.uuid4(), public_id=uuid.uuid4(),
-        channel_name="c-leaver", folder="leaver.abc", instance=instance,
-    )
-
-
 def store_a_file(client: LiveClient) -> StoredFile:
     return StoredFile.objects.create(
-        owner=client, path="a.txt", blob="leaver.abc/a.txt.1", size=1,
+        owner=client, path="a.txt", blob="owner.abc/a.txt.1", size=1,
         content_type="text/plain", sha256="0" * 64, modified_at=timezone.now(),
     )
 
@@ -39,7 +29,7 @@ def test_a_client_that_holds_nothing_is_released_with_its_claim(client_row: Live
 
     assert departure is not None and departure.released
     assert departure.info == client_row.info()
-    assert departure.folder == "leaver.abc"
+    assert departure.folder == "owner.abc"
     assert not LiveClient.objects.filter(pk=client_row.pk).exists()
 
 
