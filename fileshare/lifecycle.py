@@ -43,53 +43,53 @@ class Departure:
 
 @functools.cache
 def _depart_sql() -> tuple[str, str, str]:
-    """The claim, the read and the quick release of ``_depart``, written out: the
-    ORM took 0.6 ms to build the first two."""
+    """The quick leave, the claim and the read of ``_depart``, written out (the ORM took
+    0.55 ms to build the last two)."""
     client, service, sub, stored, upload = (
         model._meta.db_table for model in (LiveClient, Service, Subscription, StoredFile, ResumableUpload)
     )
-    claim = f'UPDATE "{client}" SET "left_at" = %s WHERE "id" = %s AND "left_at" IS NULL'
-    read = (
-        f'SELECT "id", "name", "nickname", "public_id", "tags", "channel_name", "folder",'
-        f' EXISTS(SELECT 1 FROM "{service}" WHERE "owner_id" = "{client}"."id") AS "owns",'
-        f' EXISTS(SELECT 1 FROM "{sub}" WHERE "client_id" = "{client}"."id") AS "joined",'
-        f' (EXISTS(SELECT 1 FROM "{stored}" WHERE "owner_id" = "{client}"."id")'
-        f'  OR EXISTS(SELECT 1 FROM "{upload}" WHERE "owner_id" = "{client}"."id")) AS "stores"'
-        f' FROM "{client}" WHERE "id" = %s'
+    columns = '"id", "name", "nickname", "public_id", "tags", "channel_name", "folder"'
+    owns = f'EXISTS(SELECT 1 FROM "{service}" WHERE "owner_id" = "{client}"."id")'
+    joined = f'EXISTS(SELECT 1 FROM "{sub}" WHERE "client_id" = "{client}"."id")'
+    stores = (
+        f'EXISTS(SELECT 1 FROM "{stored}" WHERE "owner_id" = "{client}"."id")'
+        f' OR EXISTS(SELECT 1 FROM "{upload}" WHERE "owner_id" = "{client}"."id")'
     )
-    release = f'DELETE FROM "{client}" WHERE "id" = %s'
-    return claim, read, release
+    quick = (
+        f'DELETE FROM "{client}" WHERE "id" = %s AND "left_at" IS NULL'
+        f" AND NOT {owns} AND NOT {joined} AND NOT ({stores}) RETURNING {columns}"
+    )
+    claim = f'UPDATE "{client}" SET "left_at" = %s WHERE "id" = %s AND "left_at" IS NULL'
+    read = f'SELECT {columns}, {owns} AS "owns", {joined} AS "joined" FROM "{client}" WHERE "id" = %s'
+    return quick, claim, read
 
 
 def _depart(client_id: int, force: bool) -> Departure | None:
     """Claim the leave (the key is refused from here on) and take services and subscriptions.
 
     ``None`` if the client is gone, or if another caller claimed the leave first and
-    ``force`` is not given. A client that holds nothing is released at once.
+    ``force`` is not given. A live client that holds nothing (no service, subscription,
+    file or upload: most of them) is claimed and released by one statement.
     """
-    try:
-        return _take(client_id, force, release_if_empty=True)
-    except IntegrityError:
-        # A row naming the client arrived after the read (foreign keys are checked at
-        # commit): everything was rolled back, the claim too. The long way now.
-        return _take(client_id, force, release_if_empty=False)
-
-
-def _take(client_id: int, force: bool, release_if_empty: bool) -> Departure | None:
-    claim, read, release = _depart_sql()
+    quick, claim, read = _depart_sql()
+    if connection.features.can_return_columns_from_insert:  # SQLite >= 3.35, PostgreSQL: DELETE ... RETURNING too
+        try:  # one statement, its own transaction
+            gone = next(iter(LiveClient.objects.raw(quick, [client_id])), None)
+        except IntegrityError:
+            # A row naming the client arrived meanwhile (foreign keys are checked at
+            # commit): nothing was deleted. The long way.
+            gone = None
+        if gone is not None:
+            return Departure(gone.info(), gone.channel_name, gone.folder, [], [], released=True)
     left_at = LiveClient._meta.get_field("left_at").get_db_prep_save(timezone.now(), connection)
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(claim, [left_at, client_id])
             claimed = cursor.rowcount
-        # Most clients own no service, joined none and stored nothing: one query tells.
+        # Most clients that get here own no service and joined none: one query tells.
         client = next(iter(LiveClient.objects.raw(read, [client_id])), None)
         if client is None or not (claimed or force):
             return None
-        if release_if_empty and not (client.owns or client.joined or client.stores):
-            with connection.cursor() as cursor:
-                cursor.execute(release, [client_id])
-            return Departure(client.info(), client.channel_name, client.folder, [], [], released=True)
         services: list[dict[str, Any]] = []
         if client.owns:
             owned = list(Service.objects.select_related("owner").filter(owner_id=client_id))

@@ -56,17 +56,17 @@ def test_a_second_claim_gets_nothing_unless_forced(client_row: LiveClient) -> No
     assert forced is not None and not forced.released
 
 
-def test_a_row_that_arrives_after_the_read_sends_the_leave_the_long_way(
+def test_a_row_that_arrives_unseen_sends_the_leave_the_long_way(
     client_row: LiveClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The quick release deletes the client in the claim's transaction; a file row that
-    appeared after the read fails that commit on its foreign key. Simulated with a read
-    that does not see the file: the leave must still claim the client, keep the row for
-    the folder's deletion, and lose nothing."""
-    claim, read, release = lifecycle._depart_sql()
-    blind = re.sub(r'\(EXISTS\(.*\)\) AS "stores"', '0 AS "stores"', read)
-    assert blind != read
-    monkeypatch.setattr(lifecycle, "_depart_sql", lambda: (claim, blind, release))
+    """The quick leave deletes a client that holds nothing in one statement; a file row
+    it did not see (another transaction's, committed meanwhile) fails that statement on
+    its foreign key. Simulated with a quick leave blind to files: the leave must still
+    claim the client, keep the row for the folder's deletion, and lose nothing."""
+    quick, claim, read = lifecycle._depart_sql()
+    blind = re.sub(r' AND NOT \(EXISTS\(.*\)\) RETURNING', " RETURNING", quick)
+    assert blind != quick
+    monkeypatch.setattr(lifecycle, "_depart_sql", lambda: (blind, claim, read))
     store_a_file(client_row)
 
     departure = lifecycle._depart(client_row.pk, force=False)
