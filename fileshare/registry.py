@@ -136,7 +136,7 @@ local = LocalClients()
 
 @functools.cache
 def _insert_sql() -> str:
-    """``INSERT ... RETURNING id`` for a LiveClient, all columns but the key, written out."""
+    """``INSERT ... RETURNING id`` for a LiveClient: every column but the primary key, written out."""
     table = LiveClient._meta.db_table
     columns = ", ".join(f'"{field.column}"' for field in _insert_fields())
     values = ", ".join("%s" for _ in _insert_fields())
