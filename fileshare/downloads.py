@@ -15,6 +15,9 @@ RFC 9110 decides each answer:
   empty file: the whole file, as the server MAY ignore ``Range``. HEAD ignores it.
 - The whole file is the seed's 202 Accepted.
 
+Under the run command the bytes of a 202 or 206 are sent by the server itself, from
+the open blob (``offload.hand_to_server``); elsewhere they stream through here.
+
 With ``FILESHARE_S3_REDIRECT_DOWNLOADS`` a GET that would send bytes is instead
 a 302 to a presigned S3 URL (``fileshare.storage.download_url``); S3 then
 answers ``Range`` and the conditional headers itself.
@@ -32,7 +35,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.cache import get_conditional_response
 from django.utils.http import content_disposition_header, http_date, parse_http_date_safe
 
-from fileshare import conf, files, storage
+from fileshare import conf, files, offload, storage
 from fileshare.exceptions import NotFound, PreconditionFailed, RangeNotSatisfiable
 from fileshare.http import error_response
 from fileshare.models import StoredFile
@@ -157,7 +160,10 @@ async def respond(request: HttpRequest, row: StoredFile, path: str) -> HttpRespo
             return HttpResponse(status=302, headers={"Location": url, "Cache-Control": "private, no-store"})
 
     start, end = (0, size) if byte_range is None else (byte_range.start, byte_range.end)
-    chunks = await _open_stream(row, start, end)
+    if await offload.hand_to_server(request, row, start, end - start):
+        chunks = offload.no_content()  # the run command's server sends the bytes itself
+    else:
+        chunks = await _open_stream(row, start, end)
     headers["Content-Length"] = str(end - start)
     status = 202
     if byte_range is not None:
@@ -169,14 +175,9 @@ async def respond(request: HttpRequest, row: StoredFile, path: str) -> HttpRespo
 def _not_modified(headers: dict[str, str]) -> HttpResponse:
     # A streaming response, so that CommonMiddleware adds no "Content-Length: 0",
     # which a 304 must not carry for a non-empty file (RFC 9110 section 8.6).
-    response = StreamingHttpResponse(_nothing(), status=304, headers=headers)
+    response = StreamingHttpResponse(offload.no_content(), status=304, headers=headers)
     del response["Content-Type"]
     return response
-
-
-async def _nothing() -> AsyncIterator[bytes]:
-    return
-    yield b""  # an async generator that yields nothing
 
 
 async def _open_stream(row: StoredFile, start: int, end: int) -> AsyncIterator[bytes]:

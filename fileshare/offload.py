@@ -118,32 +118,40 @@ class FileBody:
 async def server_sent_response(request: HttpRequest, row: StoredFile) -> HttpResponse | None:
     """A whole-file GET of ``row`` whose bytes the server sends itself (SEND_FILE), or ``None``.
 
-    ``None`` (stream it through the view) when the server offers no SEND_FILE (plain
-    daphne, tests) or client files are not on local disk, and for HEAD, ranges and
-    conditional requests. The blob is opened here, so that a missing blob is a 404 and
-    not a cut stream.
+    ``None`` for HEAD, ranges and conditional requests (``fileshare.downloads`` decides
+    those, and hands their bytes to the server the same way), and when the server
+    cannot send the file (see ``hand_to_server``).
     """
-    slot = _extension(request, SEND_FILE)
-    if (
-        not isinstance(slot, dict)
-        or not _whole_file(request)
-        or not isinstance(storage.get_storage(), FileSystemStorage)
-    ):
+    if not _whole_file(request) or not await hand_to_server(request, row, 0, row.size):
         return None
-    try:
-        handle = await sync_to_async(storage.open_blob, thread_sensitive=False)(row.blob)
-    except FileNotFoundError:
-        logger.warning("file %s of client %s is indexed but its blob %s is missing", row.path, row.owner_id, row.blob)
-        raise NotFound("the file is listed but its bytes are missing from storage") from None
-    slot["body"] = FileBody(handle, row.size)
     headers = {**_whole_file_headers(row), "Content-Length": str(row.size)}
-    # Streaming (with no content of its own), so that no middleware sets Content-Length: 0.
     return StreamingHttpResponse(
-        _no_content(), status=202, content_type=row.content_type or "application/octet-stream", headers=headers
+        no_content(), status=202, content_type=row.content_type or "application/octet-stream", headers=headers
     )
 
 
-async def _no_content() -> AsyncIterator[bytes]:
+async def hand_to_server(request: HttpRequest, row: StoredFile, start: int, count: int) -> bool:
+    """Have the server send ``count`` bytes of ``row``'s blob from ``start`` as the response
+    body (SEND_FILE); the response itself must then have no content (``no_content()``).
+
+    False (stream it through the view) when the server offers no SEND_FILE (plain
+    daphne, tests) or client files are not on local disk. The blob is opened here, so
+    that a missing blob is a 404 and not a cut stream.
+    """
+    slot = _extension(request, SEND_FILE)
+    if not isinstance(slot, dict) or not isinstance(storage.get_storage(), FileSystemStorage):
+        return False
+    try:
+        handle = await sync_to_async(storage.open_blob, thread_sensitive=False)(row.blob, start)
+    except FileNotFoundError:
+        logger.warning("file %s of client %s is indexed but its blob %s is missing", row.path, row.owner_id, row.blob)
+        raise NotFound("the file is listed but its bytes are missing from storage") from None
+    slot["body"] = FileBody(handle, count)
+    return True
+
+
+async def no_content() -> AsyncIterator[bytes]:
+    """A response body with nothing in it: the server sends the bytes (``hand_to_server``)."""
     return
     yield b""  # an async generator that yields nothing
 

@@ -202,6 +202,24 @@ async def test_the_server_sends_a_whole_file_and_closes_it_when_the_client_leave
     assert again.content == data
 
 
+async def test_the_server_sends_ranges_of_several_blocks_byte_exact(
+    server: ServerProcess, owner: Client, http: httpx.AsyncClient
+) -> None:
+    data = os.urandom(3 * MIB + 5)
+    url = f"/fs/{owner.name}/ranged.bin"
+    assert (await http.put(url, content=data, headers={"Authorization": owner.key})).status_code == 201
+
+    for header, (start, end) in (
+        (f"bytes={MIB - 7}-{3 * MIB - 1}", (MIB - 7, 3 * MIB)),  # crosses block boundaries
+        ("bytes=-10", (len(data) - 10, len(data))),
+        (f"bytes={2 * MIB}-", (2 * MIB, len(data))),
+    ):
+        got = await http.get(url, headers={"Authorization": owner.key, "Range": header})
+        assert got.status_code == 206, header
+        assert got.headers["content-range"] == f"bytes {start}-{end - 1}/{len(data)}"
+        assert got.content == data[start:end], header
+
+
 # -- In-process: the spooled body and its adoption -----------------------------------------------
 
 
@@ -357,7 +375,7 @@ async def test_a_whole_file_get_names_the_open_blob_for_the_server(local_storage
         assert body.file.read() == data
 
 
-async def test_ranges_heads_conditionals_and_plain_servers_stream_through_the_view(local_storage: Path) -> None:
+async def test_only_a_plain_whole_file_get_is_answered_before_the_view(local_storage: Path) -> None:
     row = stored_row(local_storage, b"abc")
     for request in (
         file_request(headers={"Range": "bytes=0-1"}),
@@ -366,6 +384,51 @@ async def test_ranges_heads_conditionals_and_plain_servers_stream_through_the_vi
         file_request(server_sends=False),
     ):
         assert await offload.server_sent_response(request, row) is None
+
+
+async def test_a_range_decided_by_the_view_is_sent_by_the_server_from_its_first_byte(local_storage: Path) -> None:
+    from fileshare import downloads
+
+    data = os.urandom(1000)
+    row = stored_row(local_storage, data)
+    request = file_request(headers={"Range": "bytes=100-299"})
+
+    response = await downloads.respond(request, row, row.path)
+
+    assert response.status_code == 206
+    assert response["Content-Range"] == "bytes 100-299/1000" and response["Content-Length"] == "200"
+    assert [chunk async for chunk in response] == []
+    body = request.scope["extensions"][offload.SEND_FILE]["body"]
+    assert body.count == 200
+    with body.file:
+        assert body.file.read(body.count) == data[100:300]
+
+
+async def test_conditional_gets_that_send_the_file_hand_it_to_the_server_and_a_304_sends_nothing(
+    local_storage: Path,
+) -> None:
+    from fileshare import downloads
+
+    row = stored_row(local_storage, b"abcdef")
+    changed = file_request(headers={"If-None-Match": '"an-older-version"'})
+    response = await downloads.respond(changed, row, row.path)
+    assert response.status_code == 202 and response["Content-Length"] == "6"
+    body = changed.scope["extensions"][offload.SEND_FILE]["body"]
+    with body.file:
+        assert (body.count, body.file.read()) == (6, b"abcdef")
+
+    unchanged = file_request(headers={"If-None-Match": f'"{row.sha256}"'})
+    assert (await downloads.respond(unchanged, row, row.path)).status_code == 304
+    assert unchanged.scope["extensions"][offload.SEND_FILE] == {}
+
+
+async def test_a_range_streams_through_the_view_where_the_server_cannot_send_files(local_storage: Path) -> None:
+    from fileshare import downloads
+
+    row = stored_row(local_storage, b"abcdef")
+    response = await downloads.respond(file_request(headers={"Range": "bytes=2-3"}, server_sends=False), row, row.path)
+    assert response.status_code == 206
+    assert b"".join([chunk async for chunk in response]) == b"cd"
 
 
 async def test_a_missing_blob_is_a_404_before_anything_is_sent(local_storage: Path) -> None:
