@@ -55,6 +55,8 @@ def _depart_sql() -> tuple[str, str, str]:
         f'EXISTS(SELECT 1 FROM "{stored}" WHERE "owner_id" = "{client}"."id")'
         f' OR EXISTS(SELECT 1 FROM "{upload}" WHERE "owner_id" = "{client}"."id")'
     )
+    # A relation to LiveClient not named here fails this DELETE on its foreign key, and
+    # the leave takes the long way (whose _release then fails loudly on it too).
     quick = (
         f'DELETE FROM "{client}" WHERE "id" = %s AND "left_at" IS NULL'
         f" AND NOT {owns} AND NOT {joined} AND NOT ({stores}) RETURNING {columns}"
