@@ -9,6 +9,7 @@ started).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from dataclasses import dataclass
@@ -142,6 +143,57 @@ def _release(client_id: int) -> None:
         cursor.execute(f'DELETE FROM "{client}" WHERE "id" = %s', [client_id])
 
 
+SWEEP_EVERY = 0.2
+"""Seconds a departed client's folder may wait for FolderSweeper's next batch."""
+
+
+class FolderSweeper:
+    """Deletes the storage folders of clients that left holding nothing, a batch per trip.
+
+    Such a folder is nearly always absent. It can hold the blob of an upload that raced
+    the leave (which, finding its owner gone, deletes it too) or one whose deletion
+    failed before; it is swept for those. A worker-thread trip per departing client
+    was an eighth of a handshake's CPU; one trip per batch, at most every SWEEP_EVERY
+    seconds, costs next to nothing. A process that dies with folders pending leaves
+    them to ``manage.py fileshare_reconcile``.
+    """
+
+    def __init__(self, every: float = SWEEP_EVERY) -> None:
+        self.every = every
+        self._folders: list[str] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, folder: str) -> None:
+        """Have ``folder`` swept with the next batch (call on the event loop)."""
+        self._folders.append(folder)
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._task = loop.create_task(self._sweep_soon(), name="fileshare-folder-sweeper")
+
+    async def idle(self) -> None:
+        """Return once every folder added so far is swept (for tests and shutdown)."""
+        while self._task is not None and not self._task.done() and self._task.get_loop() is asyncio.get_running_loop():
+            await asyncio.wait([self._task])
+
+    async def _sweep_soon(self) -> None:
+        await asyncio.sleep(self.every)
+        while self._folders:
+            batch, self._folders = self._folders, []
+            await sync_to_async(_delete_folders, thread_sensitive=False)(batch)
+
+
+def _delete_folders(folders: list[str]) -> None:
+    for folder in folders:
+        try:
+            storage.delete_folder(folder)
+        except Exception:  # one folder's failure must not keep the others
+            logger.exception("sweeping the folder %s failed; fileshare_reconcile will remove it", folder)
+
+
+sweeper = FolderSweeper()
+"""This process's sweeper of departed clients' folders."""
+
+
 async def leave(client_id: int, reason: str, *, force: bool = False) -> bool:
     """Remove a client and everything it holds; True if this call did the work.
 
@@ -151,7 +203,8 @@ async def leave(client_id: int, reason: str, *, force: bool = False) -> bool:
     its row goes (key refused, name free) and CLIENT_LEFT goes to everyone. The key
     is refused from the first step on. Two trips to the database in all, both on
     the database thread (SQLite has one writer at a time); one for a client that
-    held nothing, whose row goes with the first step.
+    held nothing, whose row goes with the first step and whose folder (see
+    FolderSweeper) is swept in a batch soon after.
     """
     departure = await db(_depart)(client_id, force)
     if departure is None:
@@ -170,13 +223,14 @@ async def leave(client_id: int, reason: str, *, force: bool = False) -> bool:
         await relay.deliver_many(channels, event)
         await relay.notify_dashboard("service_changed", service=service["name"])
 
-    # Storage I/O may be slow (S3): a worker thread of its own, not the database
-    # thread. Between the two steps the index rows still exist, but nothing serves
-    # them: lookups skip clients whose leave has started. A client that held nothing
-    # is already released; its folder is still swept, for the blob of an upload that
-    # raced the leave (that upload, finding its owner gone, deletes it too).
-    await sync_to_async(storage.delete_folder, thread_sensitive=False)(departure.folder)
-    if not departure.released:
+    if departure.released:
+        # It held nothing and its row is gone: its folder is swept with others', soon.
+        sweeper.add(departure.folder)
+    else:
+        # Storage I/O may be slow (S3): a worker thread of its own, not the database
+        # thread. Between the two steps the index rows still exist, but nothing serves
+        # them: lookups skip clients whose leave has started.
+        await sync_to_async(storage.delete_folder, thread_sensitive=False)(departure.folder)
         await db(_release)(client_id)
     await relay.broadcast({"type": "CLIENT_LEFT", "client": info})
     await relay.notify_dashboard("client_left", client=info["name"])

@@ -6,13 +6,16 @@ test_messaging.py; here, which way ``_depart`` goes and what it leaves behind.
 
 from __future__ import annotations
 
+import asyncio
 import re
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
 from fileshare import lifecycle
 from fileshare.models import LiveClient, StoredFile
+from tests.support.local_storage import local_file_storage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,3 +77,44 @@ def test_a_row_that_arrives_unseen_sends_the_leave_the_long_way(
     assert departure is not None and not departure.released
     assert LiveClient.objects.get(pk=client_row.pk).left_at is not None
     assert StoredFile.objects.filter(owner=client_row).count() == 1
+
+
+async def test_a_client_that_held_nothing_has_its_folder_swept_soon_after_it_left(
+    client_row: LiveClient, tmp_path: Path
+) -> None:
+    """Its row goes at once; a blob left in its folder (an upload that raced the leave)
+    goes with the sweeper's next batch, never later."""
+    from asgiref.sync import sync_to_async
+
+    with local_file_storage(tmp_path) as root:
+        stray = root / client_row.folder / "raced.bin"
+        stray.parent.mkdir(parents=True)
+        stray.write_bytes(b"half an upload")
+
+        assert await lifecycle.leave(client_row.pk, "test")
+
+        assert not await sync_to_async(LiveClient.objects.filter(pk=client_row.pk).exists)()
+        await asyncio.wait_for(lifecycle.sweeper.idle(), 5)
+        assert not stray.exists()
+        assert not (root / client_row.folder).exists()
+
+
+async def test_one_folder_that_cannot_be_swept_does_not_keep_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fileshare import storage
+
+    swept: list[str] = []
+
+    def delete_folder(folder: str) -> int:
+        if folder == "broken":
+            raise OSError("the disk said no")
+        swept.append(folder)
+        return 0
+
+    monkeypatch.setattr(storage, "delete_folder", delete_folder)
+    sweeper = lifecycle.FolderSweeper(every=0.01)
+    for folder in ("a", "broken", "b"):
+        sweeper.add(folder)
+    await asyncio.wait_for(sweeper.idle(), 5)
+    assert swept == ["a", "b"]
