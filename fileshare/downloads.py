@@ -25,7 +25,6 @@ answers ``Range`` and the conditional headers itself.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -36,11 +35,9 @@ from django.utils.cache import get_conditional_response
 from django.utils.http import content_disposition_header, http_date, parse_http_date_safe
 
 from fileshare import conf, files, offload, storage
-from fileshare.exceptions import NotFound, PreconditionFailed, RangeNotSatisfiable
+from fileshare.exceptions import PreconditionFailed, RangeNotSatisfiable
 from fileshare.http import error_response
 from fileshare.models import StoredFile
-
-logger = logging.getLogger(__name__)
 
 _RANGE_SPEC = re.compile(r"(\d*)-(\d*)")
 
@@ -186,11 +183,7 @@ async def _open_stream(row: StoredFile, start: int, end: int) -> AsyncIterator[b
     try:
         first = await anext(chunks, b"")
     except FileNotFoundError:
-        logger.warning("file %s of client %s is indexed but its blob %s is missing", row.path, row.owner_id, row.blob)
-        raise NotFound(
-            "the file is listed but its bytes are missing from storage; "
-            "the operator's fileshare_reconcile removes such entries"
-        ) from None
+        raise offload.missing_blob(row) from None
     return _chain(first, chunks)
 
 

@@ -39,7 +39,7 @@ class Departure:
     """Per service it had joined (now left): its info and the channels to tell."""
     released: bool = False
     """The client held nothing (no service, subscription, file or upload), so its row
-    went in the same transaction: ``_release`` has nothing left to do."""
+    went with the claim, in one statement: ``_release`` has nothing left to do."""
 
 
 @functools.cache

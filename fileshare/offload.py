@@ -144,10 +144,18 @@ async def hand_to_server(request: HttpRequest, row: StoredFile, start: int, coun
     try:
         handle = await sync_to_async(storage.open_blob, thread_sensitive=False)(row.blob, start)
     except FileNotFoundError:
-        logger.warning("file %s of client %s is indexed but its blob %s is missing", row.path, row.owner_id, row.blob)
-        raise NotFound("the file is listed but its bytes are missing from storage") from None
+        raise missing_blob(row) from None
     slot["body"] = FileBody(handle, count)
     return True
+
+
+def missing_blob(row: StoredFile) -> NotFound:
+    """The 404 for a file whose index row names a blob that is not in storage (logged)."""
+    logger.warning("file %s of client %s is indexed but its blob %s is missing", row.path, row.owner_id, row.blob)
+    return NotFound(
+        "the file is listed but its bytes are missing from storage; "
+        "the operator's fileshare_reconcile removes such entries"
+    )
 
 
 async def no_content() -> AsyncIterator[bytes]:
