@@ -75,15 +75,17 @@ def parse_identify(text: str | None) -> registry.Identity:
 Event = dict[str, Any]
 
 
-async def dispatch_each(sources: list[Callable[[], Awaitable[Event]]], dispatch: Callable[[Event], Awaitable[None]]) -> None:
-    """Pass each event from ``sources`` to ``dispatch``, one at a time, until it raises.
+async def dispatch_each(
+    sources: list[Callable[[], Awaitable[Event]]], dispatch: Callable[[Event], Awaitable[None]], turn: asyncio.Lock
+) -> None:
+    """Pass each event from ``sources`` to ``dispatch``, one at a time (holding ``turn``), until it raises.
 
     What channels' ``await_many_dispatch`` does, at a third of its cost per event: one
     long-lived reader per source instead of a new task and an ``asyncio.wait`` per
     event. A reader takes its next event only once its last one is dispatched, so a
-    busy consumer still pushes back on its sources.
+    busy consumer still pushes back on its sources. While ``turn`` is free, no event
+    is being dispatched.
     """
-    turn = asyncio.Lock()
 
     async def read(source: Callable[[], Awaitable[Event]]) -> None:
         while True:
@@ -115,19 +117,29 @@ class ConciergeConsumer(AsyncConsumer):
         self._deadline: asyncio.TimerHandle | None = None
         self._due: collections.deque[tuple[int, JsonObject | Later]] = collections.deque()
         self._replier: asyncio.Task[None] | None = None
+        self._turn = asyncio.Lock()
+        self._send_now: Callable[[str], bool] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Event]], send: Any) -> None:
         # AsyncConsumer.__call__ with dispatch_each in place of await_many_dispatch.
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         sources = [receive]
+        attach = getattr(self.channel_layer, "attach", None)
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
             self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
             sources.append(self.channel_receive)
+            self._send_now = scope.get("extensions", {}).get(relay.SEND_TEXT_NOW)
+            if self._send_now is not None and attach is not None:
+                attach(self.channel_name, self._take_frame)
         self.base_send = send
-        with contextlib.suppress(StopConsumer):
-            await dispatch_each(sources, self.dispatch)
+        try:
+            with contextlib.suppress(StopConsumer):
+                await dispatch_each(sources, self.dispatch, self._turn)
+        finally:
+            if self._send_now is not None and attach is not None:
+                self.channel_layer.detach(self.channel_name)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch hops to a thread (close_old_connections) before every
@@ -194,6 +206,19 @@ class ConciergeConsumer(AsyncConsumer):
         """A payload relayed from another client or a broadcast."""
         if self.identified and not self.closing:
             await self.send({"type": "websocket.send", "text": message["text"]})
+
+    def _take_frame(self, message: dict[str, Any]) -> bool:
+        """``fileshare_frame`` at once, in the sender's call, when nothing is before it.
+
+        The layer offers a message here only while this channel's queue is empty; with
+        no event being dispatched either (``_turn`` free), it is next in order. False
+        leaves it to the queue: another event type, a handshake or dispatch under way,
+        or a socket that has not drained (the queued path waits for it).
+        """
+        if message["type"] != "fileshare.frame" or self._turn.locked() or not self.identified or self.closing:
+            return False
+        assert self._send_now is not None
+        return self._send_now(message["text"])
 
     async def fileshare_forget(self, message: dict[str, Any]) -> None:
         """A client somewhere started to leave: this process must not route to it any more."""

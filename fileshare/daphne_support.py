@@ -44,7 +44,7 @@ from twisted.internet import tcp
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
-from fileshare import conf, offload
+from fileshare import conf, offload, relay
 
 logger = logging.getLogger(__name__)
 
@@ -328,6 +328,7 @@ class FlowControlServer(Server):
             self.connections[protocol]["send_file"] = slot
         else:
             input_queue = asyncio.Queue()
+            scope.setdefault("extensions", {})[relay.SEND_TEXT_NOW] = partial(self._send_text_now, protocol)
         scope.setdefault("asgi", {"version": "3.0"})
         application_instance = self.application(
             scope=scope, receive=input_queue.get, send=partial(self.handle_reply, protocol)
@@ -361,6 +362,18 @@ class FlowControlServer(Server):
             self._watch(protocol)
         elif kind == "websocket.send" or (kind == "http.response.body" and message.get("more_body", False)):
             await self._drained(protocol, kind)
+
+    def _send_text_now(self, protocol: Any, text: str) -> bool:
+        """``websocket.send`` of ``text``, done now; False if the socket is not open or holds
+        over HIGH_WATER unsent (the application then sends it the usual way, which waits)."""
+        if (
+            not self._open(protocol)
+            or protocol.state != protocol.STATE_OPEN
+            or buffered_bytes(transport_of(protocol)) > HIGH_WATER
+        ):
+            return False
+        protocol.serverSend(text, False)
+        return True
 
     def _open(self, protocol: Any) -> bool:
         return protocol in self.connections and not self.connections[protocol].get("disconnected")

@@ -8,6 +8,7 @@ the square of the clients present. ``ConciergeMemoryLayer`` keeps its behaviour
 shallow copy per receiver, direct queue puts and the expiry walk at most once a
 second. Messages are dicts of immutable values here; a receiver may change its own
 copy's keys without touching anybody else's.
+A receiver may attach a taker to its channel (``fileshare.takers``).
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from typing import Any
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
 
+from fileshare.takers import Takers
+
 CLEAN_EVERY = 1.0
 """Seconds between walks for expired messages and group memberships."""
 
 
-class ConciergeMemoryLayer(InMemoryChannelLayer):
+class ConciergeMemoryLayer(Takers, InMemoryChannelLayer):
     """channels' in-memory layer, at a cost per message that does not grow with the clients."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -44,6 +47,9 @@ class ConciergeMemoryLayer(InMemoryChannelLayer):
         return queue
 
     def _put(self, channel: str, message: dict[str, Any]) -> None:
+        queue = self.channels.get(channel)
+        if (queue is None or queue.empty()) and self._taken_at_once(channel, message):
+            return  # nothing was before it: taken at once, in order
         queue = self._queue(channel)
         try:
             queue.put_nowait((time.time() + self.expiry, dict(message)))

@@ -18,6 +18,9 @@ serialisation and settings) with two parts replaced for process-specific channel
   in channels_redis and stay so: a channel holding ``capacity`` of them drops the
   oldest, as channels_redis does.
 
+A channel's taker (``fileshare.takers``) gets a message the pump hands out while
+nothing waits in that channel's local queue; a counted one is uncounted at once.
+
 Messages for a channel whose consumer has ended are dropped (and uncounted). The
 pump pops a message before it is delivered; if the process dies in between, the
 message is lost with the process and with the client it was meant for.
@@ -37,6 +40,8 @@ from typing import Any
 from channels.exceptions import ChannelFull
 from channels_redis.core import RedisChannelLayer
 from redis.exceptions import NoScriptError
+
+from fileshare.takers import Takers
 
 logger = logging.getLogger(__name__)
 _DIGESTS: dict[str, str] = {}
@@ -97,7 +102,7 @@ class _Outgoing:
     done: asyncio.Future[None]
 
 
-class ConciergeRedisLayer(RedisChannelLayer):
+class ConciergeRedisLayer(Takers, RedisChannelLayer):
     """channels_redis with a one-round-trip send, per-channel capacity and batched receive."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -262,8 +267,8 @@ class ConciergeRedisLayer(RedisChannelLayer):
         counted = bool(message.pop(_COUNTED, False))
         for channel in target if isinstance(target, list) else [target]:
             queue = self._queues.get(channel)
-            if queue is None:
-                if counted:
+            if queue is None or (not queue and self._taken_at_once(channel, message)):
+                if counted:  # gone, or taken at once
                     self._took(channel, 1)
                 continue
             if not counted and len(queue) >= self.get_capacity(channel):

@@ -23,6 +23,12 @@ CLIENTS_GROUP = "fileshare.clients"
 DASHBOARD_GROUP = "fileshare.dashboard"
 """Every open dashboard page's channel."""
 
+SEND_TEXT_NOW = "fileshare.send_text_now"
+"""ASGI scope extension of a websocket (set by the run command's server): a function
+that sends one text frame at once and returns True, or returns False (the socket is
+not open, or has not drained) to leave it to the usual ``websocket.send``. A layer
+that can (``memory_layer``) hands frames to it directly."""
+
 
 def _layer() -> Any:
     layer = get_channel_layer()

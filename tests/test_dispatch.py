@@ -24,14 +24,17 @@ async def test_events_are_dispatched_one_at_a_time_in_order_until_dispatch_raise
         nonlocal running
         running += 1
         assert running == 1, "never two dispatches at once"
+        assert turn.locked(), "the turn is held during a dispatch"
         await asyncio.sleep(0.001)
         seen.append((event["from"], event["i"]))
         running -= 1
         if len(seen) == 8:
             raise StopConsumer()
 
+    turn = asyncio.Lock()
     with pytest.raises(StopConsumer):
-        await asyncio.wait_for(dispatch_each([socket.get, layer.get], dispatch), 5)
+        await asyncio.wait_for(dispatch_each([socket.get, layer.get], dispatch, turn), 5)
+    assert not turn.locked()
     assert len(seen) == 8
     for source in ("socket", "layer"):
         order = [i for s, i in seen if s == source]

@@ -134,3 +134,36 @@ async def test_messages_for_an_ended_consumer_are_dropped_and_release_their_coun
         if not await _counters(receiver.prefix):
             break
     assert await _counters(receiver.prefix) == [], "the counter is gone once the dropped messages are counted out"
+
+
+async def test_a_taker_gets_what_arrives_while_nothing_waits_and_each_taken_message_frees_its_room(
+    pair: tuple[ConciergeRedisLayer, ConciergeRedisLayer],
+) -> None:
+    sender, receiver = pair
+    channel = await receiver.new_channel()
+    taken: list[int] = []
+    accepting = True
+
+    def take(message: dict[str, object]) -> bool:
+        if accepting:
+            taken.append(int(message["i"]))  # type: ignore[call-overload]
+        return accepting
+
+    receiver.attach(channel, take)
+    waiting = asyncio.create_task(receiver.receive(channel))  # a consumer waits, which starts the pump
+    deadline = asyncio.get_running_loop().time() + 10
+    for i in range(12):  # over the capacity of 5: only taken messages can make room
+        while True:
+            try:
+                await sender.send(channel, {"type": "m", "i": i})
+                break
+            except ChannelFull:
+                assert asyncio.get_running_loop().time() < deadline, f"no room after {taken}"
+                await asyncio.sleep(0.01)
+    while len(taken) < 12 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    assert taken == list(range(12)) and not waiting.done()
+    accepting = False
+    await sender.send(channel, {"type": "m", "i": 12})
+    assert (await asyncio.wait_for(waiting, 5))["i"] == 12  # refused: the queue, as before
+    receiver.detach(channel)
