@@ -7,6 +7,7 @@ raise the protocol's exceptions so that callers only have to let them bubble.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 import uuid
@@ -134,13 +135,8 @@ local = LocalClients()
 """This process's own live clients."""
 
 
-@functools.cache
-def _insert_sql() -> str:
-    """``INSERT ... RETURNING id`` for a LiveClient: every column but the primary key, written out."""
-    table = LiveClient._meta.db_table
-    columns = ", ".join(f'"{field.column}"' for field in _insert_fields())
-    values = ", ".join("%s" for _ in _insert_fields())
-    return f'INSERT INTO "{table}" ({columns}) VALUES ({values}) RETURNING "id"'
+REGISTER_BATCH = 200
+"""Most registrations written by one statement (SQLite allows 32,766 parameters; 12 a row)."""
 
 
 @functools.cache
@@ -148,26 +144,64 @@ def _insert_fields() -> tuple[Field[Any, Any], ...]:
     return tuple(field for field in LiveClient._meta.concrete_fields if not field.primary_key)
 
 
-def _insert(client: LiveClient) -> None:
-    """Save a new client row in one statement, its own transaction.
+@functools.cache
+def _insert_sql(rows: int) -> str:
+    """``INSERT`` of ``rows`` LiveClients, every column but the primary key written out; a
+    row whose name (or any unique value) is taken is skipped, and the ones saved are
+    returned as ``(id, channel_name)``."""
+    table = LiveClient._meta.db_table
+    columns = ", ".join(f'"{field.column}"' for field in _insert_fields())
+    row = "(" + ", ".join("%s" for _ in _insert_fields()) + ")"
+    values = ", ".join(row for _ in range(rows))
+    return f'INSERT INTO "{table}" ({columns}) VALUES {values} ON CONFLICT DO NOTHING RETURNING "id", "channel_name"'
 
-    What ``client.save()`` does for this model at 60% of its cost (the ORM compiles the
-    INSERT anew each time; this is the hottest write of a handshake).
+
+def _refusal(name: str) -> Exception:
+    """Why a client row named ``name`` was not saved."""
+    if LiveClient.objects.filter(name=name).exists():
+        return DuplicateName(f"the name {name!r} is taken by a live client")
+    return IntegrityError(f"the row of client {name!r} was not saved, and its name is free")
+
+
+def _insert_many(clients: list[LiveClient]) -> list[Exception | None]:
+    """Save new client rows; per client, None or the exception that refused it (DuplicateName).
+
+    One statement and one commit for all of them where the database can skip a
+    conflicting row and return the others (SQLite >= 3.35, PostgreSQL): the ORM would
+    compile and commit an INSERT per client, and this is the hottest write of a
+    handshake. Elsewhere, the ORM's save, one client at a time.
     """
-    if not connection.features.can_return_columns_from_insert:  # SQLite < 3.35
-        client.save(force_insert=True)
-        return
-    params = [field.get_db_prep_save(getattr(client, field.attname), connection) for field in _insert_fields()]
+    if not (connection.vendor in {"sqlite", "postgresql"} and connection.features.can_return_columns_from_insert):
+        return [_save(client) for client in clients]
+    params = [field.get_db_prep_save(getattr(client, field.attname), connection) for client in clients for field in _insert_fields()]
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(), params)
-        client.pk = cursor.fetchone()[0]
-    client._state.adding = False
-    client._state.db = connection.alias
+        cursor.execute(_insert_sql(len(clients)), params)
+        saved = {channel_name: pk for pk, channel_name in cursor.fetchall()}
+    outcomes: list[Exception | None] = []
+    for client in clients:
+        pk = saved.get(client.channel_name)
+        if pk is None:
+            outcomes.append(_refusal(client.name))
+            continue
+        client.pk = pk
+        client._state.adding = False
+        client._state.db = connection.alias
+        outcomes.append(None)
+    return outcomes
 
 
-def _register(identity: Identity, channel_name: str, instance_id: uuid.UUID) -> LiveClient:
+def _save(client: LiveClient) -> Exception | None:
+    try:
+        client.save(force_insert=True)
+    except IntegrityError:
+        return _refusal(client.name)
+    return None
+
+
+def _new_client(identity: Identity, channel_name: str, instance_id: uuid.UUID) -> LiveClient:
+    """The unsaved row of a client that IDENTIFY asked for: new key, public id and folder."""
     key = uuid.uuid4()
-    client = LiveClient(
+    return LiveClient(
         name=identity.name,
         nickname=identity.nickname,
         version=identity.version,
@@ -179,17 +213,62 @@ def _register(identity: Identity, channel_name: str, instance_id: uuid.UUID) -> 
         instance_id=instance_id,
         connected_at=timezone.now(),
     )
-    try:
-        _insert(client)
-    except IntegrityError:
-        if LiveClient.objects.filter(name=identity.name).exists():
-            raise DuplicateName(f"the name {identity.name!r} is taken by a live client") from None
-        raise
+
+
+def _register(identity: Identity, channel_name: str, instance_id: uuid.UUID) -> LiveClient:
+    """Register one client, synchronously; raises DuplicateName."""
+    client = _new_client(identity, channel_name, instance_id)
+    refused = _insert_many([client])[0]
+    if refused is not None:
+        raise refused
     return client
 
 
-register = db(_register)
-"""``await register(identity, channel_name, instance_id)`` -> LiveClient; raises DuplicateName."""
+class Registrar:
+    """Registrations on their way to the database.
+
+    Those that arrive while a database trip is under way go together in the next one:
+    a crowd of clients connecting at once costs a statement and a commit per batch
+    (at most REGISTER_BATCH), not per client, and their HELLOs, and so the
+    CLIENT_JOINED frames of those already present, go out in the same loop turn. One
+    client alone waits for nobody.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[LiveClient, asyncio.Future[LiveClient]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def register(self, identity: Identity, channel_name: str, instance_id: uuid.UUID) -> LiveClient:
+        """Save the client's row; raises DuplicateName."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[LiveClient] = loop.create_future()
+        self._waiting.append((_new_client(identity, channel_name, instance_id), future))
+        if self._writer is None or self._writer.done() or self._writer.get_loop() is not loop:
+            self._writer = loop.create_task(self._write(), name="fileshare-registrar")
+        return await future
+
+    async def _write(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[:REGISTER_BATCH], self._waiting[REGISTER_BATCH:]
+            try:
+                outcomes = await db(_insert_many)([client for client, _ in batch])
+            except Exception as exc:
+                outcomes = [exc] * len(batch)
+            for (client, future), refused in zip(batch, outcomes, strict=True):
+                if future.done():  # its consumer stopped waiting
+                    continue
+                if refused is None:
+                    future.set_result(client)
+                else:
+                    future.set_exception(refused)
+
+
+registrar = Registrar()
+
+
+async def register(identity: Identity, channel_name: str, instance_id: uuid.UUID) -> LiveClient:
+    """Save a new live client's row (batched with others arriving meanwhile); raises DuplicateName."""
+    return await registrar.register(identity, channel_name, instance_id)
 
 
 def _by_key(key: str | uuid.UUID) -> LiveClient:

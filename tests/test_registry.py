@@ -1,11 +1,13 @@
 """Registration's database step (fileshare/registry.py), in-process on the test database.
 
 The handshake over a real socket is covered in test_handshake.py; here, that the
-written-out INSERT saves exactly the row the ORM would, on either path.
+written-out INSERT saves exactly the row the ORM would, on either path, and that
+registrations arriving together are saved together, each with its own answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -55,3 +57,50 @@ def test_a_taken_name_raises_duplicate_name_and_saves_nothing(instance_id: uuid.
     with pytest.raises(DuplicateName, match="taken"):
         register("taken", instance_id)
     assert LiveClient.objects.filter(name="taken").count() == 1
+
+
+def identity(name: str) -> registry.Identity:
+    return registry.Identity(name=name, nickname=None, version="0.2.0", tags=[])
+
+
+async def test_registrations_arriving_together_are_saved_in_one_trip_and_each_gets_its_own_answer(
+    instance_id: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches: list[int] = []
+    insert_many = registry._insert_many
+
+    def counted(clients: list[LiveClient]) -> list[Exception | None]:
+        batches.append(len(clients))
+        return insert_many(clients)
+
+    monkeypatch.setattr(registry, "_insert_many", counted)
+    names = [f"crowd{i}" for i in range(30)] + ["crowd3", "crowd3"]  # two of them ask for a taken name
+    outcomes = await asyncio.gather(
+        *(registry.register(identity(name), f"channel-{i}", instance_id) for i, name in enumerate(names)),
+        return_exceptions=True,
+    )
+
+    assert sum(batches) == len(names) and len(batches) < len(names) / 4, batches
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(refused) == 2 and all(isinstance(o, DuplicateName) for o in refused)
+    saved = [o for o in outcomes if isinstance(o, LiveClient)]
+    stored = {c.pk: (c.name, c.channel_name) async for c in LiveClient.objects.filter(name__startswith="crowd")}
+    assert stored == {c.pk: (c.name, c.channel_name) for c in saved}
+    assert sorted(name for name, _ in stored.values()) == sorted(set(names))
+
+
+async def test_one_registration_alone_is_written_at_once_and_a_failed_trip_fails_its_batch_only(
+    instance_id: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alone = await registry.register(identity("alone"), "channel-alone", instance_id)
+    assert alone.pk is not None
+
+    def broken(clients: list[LiveClient]) -> list[Exception | None]:
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(registry, "_insert_many", broken)
+    with pytest.raises(RuntimeError, match="database gone"):
+        await registry.register(identity("unlucky"), "channel-unlucky", instance_id)
+    monkeypatch.undo()
+    after = await registry.register(identity("after"), "channel-after", instance_id)
+    assert after.pk is not None
