@@ -18,6 +18,8 @@
   links it into storage without another copy.
 * A whole-file download is sent by the server itself (``fileshare.offload.FileBody``):
   1 MiB blocks read in a worker thread, each written when the socket has drained.
+* A websocket frame is written to the socket at once if it is the first of its loop
+  turn for that connection; the rest of the turn's frames are sent together.
 * Autobahn pretty-prints its options for a debug line on every websocket
   connection, debug logging on or off; the text is now made only if the line is
   written (FormattedWhenLogged).
@@ -78,15 +80,28 @@ class ReasonedWebSocketProtocol(ws_protocol.WebSocketProtocol):
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         # Autobahn's sendData formats a debug line for every frame, logging on or off;
         # Twisted's write() buffers every frame until the next loop turn (two epoll_ctl
-        # calls and a send). The common case, nothing chopped or queued, writes now.
+        # calls and a send). The first frame of a loop turn (nothing chopped or queued)
+        # is written now, for a reply's latency; the others of that turn go to Twisted,
+        # which sends them together: a crowd's CLIENT_JOINED frames cost a send() per
+        # client and turn, not per frame.
         if chopsize or sync or self.send_queue:
             super().sendData(data, sync, chopsize)
             return
-        write_now(self.transport, data)
+        if self._wrote_this_turn:
+            self.transport.write(data)
+        else:
+            write_now(self.transport, data)
+            self._wrote_this_turn = True
+            asyncio.get_running_loop().call_soon(self._next_turn)
         if self.state == self.STATE_OPEN:
             self.trafficStats.outgoingOctetsWireLevel += len(data)
         elif self.state in (self.STATE_CONNECTING, self.STATE_PROXY_CONNECTING):
             self.trafficStats.preopenOutgoingOctetsWireLevel += len(data)
+
+    _wrote_this_turn = False
+
+    def _next_turn(self) -> None:
+        self._wrote_this_turn = False
 
     def handle_reply(self, message: dict[str, Any]) -> None:
         if message.get("type") == "websocket.close" and self.state != self.STATE_CONNECTING:

@@ -491,3 +491,30 @@ def test_autobahn_pretty_prints_its_per_connection_debug_text_only_when_a_line_i
     timings.track("onOpen")
     assert isinstance(str(timings), str)
     assert "onOpen" in str(timings)
+
+
+async def test_the_first_frame_of_a_loop_turn_goes_out_at_once_and_the_rest_of_that_turn_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import collections
+    from types import SimpleNamespace
+
+    from fileshare import daphne_support
+    from fileshare.daphne_support import ReasonedWebSocketProtocol
+
+    direct: list[bytes] = []
+    buffered: list[bytes] = []
+    monkeypatch.setattr(daphne_support, "write_now", lambda transport, data: direct.append(data))
+    protocol = ReasonedWebSocketProtocol.__new__(ReasonedWebSocketProtocol)
+    protocol.send_queue = collections.deque()
+    protocol.transport = SimpleNamespace(write=buffered.append)
+    protocol.state = protocol.STATE_OPEN
+    protocol.trafficStats = SimpleNamespace(outgoingOctetsWireLevel=0, preopenOutgoingOctetsWireLevel=0)
+
+    for frame in (b"a", b"b", b"c"):
+        protocol.sendData(frame)
+    assert (direct, buffered) == ([b"a"], [b"b", b"c"])  # Twisted sends b and c in one send() next turn
+    await asyncio.sleep(0)
+    protocol.sendData(b"d")
+    assert (direct, buffered) == ([b"a", b"d"], [b"b", b"c"])
+    assert protocol.trafficStats.outgoingOctetsWireLevel == 4
