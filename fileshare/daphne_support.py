@@ -69,6 +69,14 @@ class ReasonedWebSocketProtocol(ws_protocol.WebSocketProtocol):
 
     def serverSend(self, content: str | bytes, binary: bool = False) -> None:
         super().serverSend(content, binary)
+        self._check_outbound()
+
+    def send_prepared(self, prepared: autobahn_protocol.PreparedMessage) -> None:
+        """Send a message framed once for many connections (autobahn's broadcast helper)."""
+        self.sendPreparedMessage(prepared)
+        self._check_outbound()
+
+    def _check_outbound(self) -> None:
         if self.outbound_bytes() > self.max_outbound:
             logger.warning(
                 "dropping a websocket client that is not reading: %d bytes wait to be sent (limit %d)",
@@ -378,16 +386,24 @@ class FlowControlServer(Server):
         elif kind == "websocket.send" or (kind == "http.response.body" and message.get("more_body", False)):
             await self._drained(protocol, kind)
 
+    _prepared: tuple[str, autobahn_protocol.PreparedMessage] | None = None
+
     def _send_text_now(self, protocol: Any, text: str) -> bool:
         """``websocket.send`` of ``text``, done now; False if the socket is not open or holds
-        over HIGH_WATER unsent (the application then sends it the usual way, which waits)."""
+        over HIGH_WATER unsent (the application then sends it the usual way, which waits).
+
+        The frame is built once for all the connections a broadcast hands the same text to.
+        """
         if (
             not self._open(protocol)
             or protocol.state != protocol.STATE_OPEN
             or buffered_bytes(transport_of(protocol)) > HIGH_WATER
         ):
             return False
-        protocol.serverSend(text, False)
+        prepared = self._prepared
+        if prepared is None or prepared[0] is not text:
+            prepared = self._prepared = (text, autobahn_protocol.PreparedMessage(text.encode(), False, False, False))
+        protocol.send_prepared(prepared[1])
         return True
 
     def _open(self, protocol: Any) -> bool:

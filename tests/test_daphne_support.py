@@ -518,3 +518,35 @@ async def test_the_first_frame_of_a_loop_turn_goes_out_at_once_and_the_rest_of_t
     protocol.sendData(b"d")
     assert (direct, buffered) == ([b"a", b"d"], [b"b", b"c"])
     assert protocol.trafficStats.outgoingOctetsWireLevel == 4
+
+
+def test_a_text_sent_at_once_to_many_connections_is_framed_once_and_refused_where_not_drained() -> None:
+    from types import SimpleNamespace
+
+    from fileshare.daphne_support import HIGH_WATER, FlowControlServer
+
+    server = FlowControlServer.__new__(FlowControlServer)
+    sent: list[tuple[str, object]] = []
+
+    class Connection:  # what _send_text_now reads of daphne's websocket protocol
+        STATE_OPEN = 1
+
+        def __init__(self, name: str, unsent: int = 0, state: int = 1) -> None:
+            self.name, self.state = name, state
+            self.transport = SimpleNamespace(dataBuffer=b"x" * unsent, offset=0, _tempDataLen=0)
+
+        def send_prepared(self, prepared: object) -> None:
+            sent.append((self.name, prepared))
+
+    connection = Connection
+
+    a, b, full, closing = connection("a"), connection("b"), connection("full", HIGH_WATER + 1), connection("closing", state=2)
+    server.connections = {p: {} for p in (a, b, full, closing)}
+    text = '{"type": "CLIENT_JOINED"}'
+
+    assert [server._send_text_now(p, text) for p in (a, b, full, closing)] == [True, True, False, False]
+    assert [name for name, _ in sent] == ["a", "b"]
+    assert sent[0][1] is sent[1][1]  # one frame for both
+    assert sent[0][1].payloadHybi == b"\x81" + bytes([len(text)]) + text.encode()
+    server._send_text_now(a, '{"type": "CLIENT_LEFT"}')
+    assert sent[2][1] is not sent[0][1]
