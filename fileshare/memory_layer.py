@@ -8,6 +8,7 @@ the square of the clients present. ``ConciergeMemoryLayer`` keeps its behaviour
 shallow copy per receiver, direct queue puts and the expiry walk at most once a
 second. Messages are dicts of immutable values here; a receiver may change its own
 copy's keys without touching anybody else's.
+
 A receiver may attach a taker to its channel (``fileshare.takers``).
 """
 

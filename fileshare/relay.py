@@ -26,8 +26,9 @@ DASHBOARD_GROUP = "fileshare.dashboard"
 SEND_TEXT_NOW = "fileshare.send_text_now"
 """ASGI scope extension of a websocket (set by the run command's server): a function
 that sends one text frame at once and returns True, or returns False (the socket is
-not open, or has not drained) to leave it to the usual ``websocket.send``. A layer
-that can (``memory_layer``) hands frames to it directly."""
+not open, or has not drained) to leave it to the usual ``websocket.send``. The
+consumer attaches it to its channel as a taker (``fileshare.takers``), so that both
+layers can hand it frames directly."""
 
 
 def _layer() -> Any:
