@@ -244,6 +244,8 @@ class Registrar:
         future: asyncio.Future[LiveClient] = loop.create_future()
         self._waiting.append((_new_client(identity, channel_name, instance_id), future))
         if self._writer is None or self._writer.done() or self._writer.get_loop() is not loop:
+            # A writer of another (ended) event loop leaves its waiters to that loop.
+            self._waiting = [(c, f) for c, f in self._waiting if f.get_loop() is loop]
             self._writer = loop.create_task(self._write(), name="fileshare-registrar")
         return await future
 

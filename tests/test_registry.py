@@ -104,3 +104,17 @@ async def test_one_registration_alone_is_written_at_once_and_a_failed_trip_fails
     monkeypatch.undo()
     after = await registry.register(identity("after"), "channel-after", instance_id)
     assert after.pk is not None
+
+
+async def test_a_registration_left_waiting_by_an_ended_event_loop_does_not_stop_the_next_ones(
+    instance_id: uuid.UUID,
+) -> None:
+    ended = asyncio.new_event_loop()
+    stale = registry._new_client(identity("stale"), "channel-stale", instance_id)
+    registry.registrar._waiting.append((stale, ended.create_future()))
+    ended.close()
+
+    fresh = await registry.register(identity("fresh"), "channel-fresh", instance_id)
+
+    assert fresh.pk is not None and registry.registrar._waiting == []
+    assert not await LiveClient.objects.filter(name="stale").aexists()
