@@ -125,21 +125,23 @@ class ConciergeConsumer(AsyncConsumer):
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         sources = [receive]
-        attach = getattr(self.channel_layer, "attach", None)
+        detach: Callable[[], None] | None = None
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
             self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
             sources.append(self.channel_receive)
             self._send_now = scope.get("extensions", {}).get(relay.SEND_TEXT_NOW)
+            attach = getattr(self.channel_layer, "attach", None)
             if self._send_now is not None and attach is not None:
                 attach(self.channel_name, self._take_frame)
+                detach = functools.partial(self.channel_layer.detach, self.channel_name)
         self.base_send = send
         try:
             with contextlib.suppress(StopConsumer):
                 await dispatch_each(sources, self.dispatch, self._turn)
         finally:
-            if self._send_now is not None and attach is not None:
-                self.channel_layer.detach(self.channel_name)
+            if detach is not None:
+                detach()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch hops to a thread (close_old_connections) before every

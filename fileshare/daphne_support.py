@@ -62,10 +62,7 @@ class ReasonedWebSocketProtocol(ws_protocol.WebSocketProtocol):
 
     def outbound_bytes(self) -> int:
         """Bytes queued in the transport, not yet taken by the kernel."""
-        transport = self.transport
-        return len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0) + getattr(
-            transport, "_tempDataLen", 0
-        )
+        return buffered_bytes(self.transport)
 
     def serverSend(self, content: str | bytes, binary: bool = False) -> None:
         super().serverSend(content, binary)
@@ -77,10 +74,11 @@ class ReasonedWebSocketProtocol(ws_protocol.WebSocketProtocol):
         self._check_outbound()
 
     def _check_outbound(self) -> None:
-        if self.outbound_bytes() > self.max_outbound:
+        unsent = self.outbound_bytes()
+        if unsent > self.max_outbound:
             logger.warning(
                 "dropping a websocket client that is not reading: %d bytes wait to be sent (limit %d)",
-                self.outbound_bytes(),
+                unsent,
                 self.max_outbound,
             )
             self.transport.abortConnection()

@@ -51,7 +51,8 @@ class ConciergeMemoryLayer(Takers, InMemoryChannelLayer):
         queue = self.channels.get(channel)
         if (queue is None or queue.empty()) and self._taken_at_once(channel, message):
             return  # nothing was before it: taken at once, in order
-        queue = self._queue(channel)
+        if queue is None:
+            queue = self._queue(channel)
         try:
             queue.put_nowait((time.time() + self.expiry, dict(message)))
         except asyncio.QueueFull:
