@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,37 @@ def _depart_sql() -> tuple[str, str, str]:
     return quick, claim, read
 
 
+def _leaver(row: tuple[Any, ...]) -> LiveClient:
+    """The client whose row ``_depart_sql``'s statements returned (their first seven columns).
+
+    Built by hand from the few columns the leave needs: a RawQuerySet took 90 us of the
+    database thread to do it, more than the statement itself.
+    """
+    pk, name, nickname, public_id, tags, channel_name, folder = row[:7]
+    return LiveClient(
+        pk=pk,
+        name=name,
+        nickname=nickname,
+        public_id=public_id if isinstance(public_id, uuid.UUID) else uuid.UUID(public_id),
+        tags=_TAGS.from_db_value(tags, None, connection),
+        channel_name=channel_name,
+        folder=folder,
+    )
+
+
+_TAGS = LiveClient._meta.get_field("tags")
+
+
+def _fetch_one(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+    """The one row a statement returns, or None. Every row is fetched: SQLite commits an
+    autocommit statement (and checks its deferred foreign keys) only once it has run to
+    the end, and an error there must raise here."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return tuple(rows[0]) if rows else None
+
+
 def _depart(client_id: int, force: bool) -> Departure | None:
     """Claim the leave (the key is refused from here on) and take services and subscriptions.
 
@@ -77,12 +109,13 @@ def _depart(client_id: int, force: bool) -> Departure | None:
     quick, claim, read = _depart_sql()
     if connection.features.can_return_columns_from_insert:  # SQLite >= 3.35, PostgreSQL: DELETE ... RETURNING too
         try:  # one statement, its own transaction
-            gone = next(iter(LiveClient.objects.raw(quick, [client_id])), None)
+            row = _fetch_one(quick, [client_id])
         except IntegrityError:
             # A row naming the client arrived meanwhile (foreign keys are checked at
             # commit): nothing was deleted. The long way.
-            gone = None
-        if gone is not None:
+            row = None
+        if row is not None:
+            gone = _leaver(row)
             return Departure(gone.info(), gone.channel_name, gone.folder, [], [], released=True)
     left_at = LiveClient._meta.get_field("left_at").get_db_prep_save(timezone.now(), connection)
     with transaction.atomic():
@@ -90,16 +123,17 @@ def _depart(client_id: int, force: bool) -> Departure | None:
             cursor.execute(claim, [left_at, client_id])
             claimed = cursor.rowcount
         # Most clients that get here own no service and joined none: one query tells.
-        client = next(iter(LiveClient.objects.raw(read, [client_id])), None)
-        if client is None or not (claimed or force):
+        row = _fetch_one(read, [client_id])
+        if row is None or not (claimed or force):
             return None
+        client, owns, joined_any = _leaver(row), row[7], row[8]
         services: list[dict[str, Any]] = []
-        if client.owns:
+        if owns:
             owned = list(Service.objects.select_related("owner").filter(owner_id=client_id))
             services = [service_info(s) for s in owned]
             Service.objects.filter(pk__in=[s.pk for s in owned]).delete()
         joined = []
-        if client.joined:
+        if joined_any:
             joined = list(Subscription.objects.select_related("service__owner").filter(client_id=client_id))
             Subscription.objects.filter(pk__in=[s.pk for s in joined]).delete()
         subscriptions = []
@@ -124,8 +158,7 @@ def _release(client_id: int) -> None:
     the foreign key, on SQLite and PostgreSQL.
     """
     part, upload, stored, sub, service, client = (
-        model._meta.db_table
-        for model in (UploadPart, ResumableUpload, StoredFile, Subscription, Service, LiveClient)
+        model._meta.db_table for model in (UploadPart, ResumableUpload, StoredFile, Subscription, Service, LiveClient)
     )
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(

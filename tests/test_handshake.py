@@ -198,3 +198,27 @@ def _established(sock: socket.socket) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_runconcierge_puts_the_startup_heap_out_of_the_collectors_reach_before_it_serves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Full collections would otherwise rescan everything startup built, a pause of tens
+    of milliseconds every few hundred handshakes (docs/performance.md)."""
+    import gc
+
+    from django.core.management import call_command
+
+    from fileshare import daphne_support
+
+    frozen_when_serving: list[int] = []
+    monkeypatch.setattr(daphne_support, "install", lambda: None)
+    monkeypatch.setattr(
+        daphne_support.FlowControlServer, "run", lambda server: frozen_when_serving.append(gc.get_freeze_count())
+    )
+    gc.unfreeze()
+    try:
+        call_command("runconcierge", "--port", "0")
+    finally:
+        gc.unfreeze()
+    assert frozen_when_serving and frozen_when_serving[0] > 10_000

@@ -8,6 +8,7 @@ registrations arriving together are saved together, each with its own answer.
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 
 import pytest
@@ -87,6 +88,28 @@ async def test_registrations_arriving_together_are_saved_in_one_trip_and_each_ge
     stored = {c.pk: (c.name, c.channel_name) async for c in LiveClient.objects.filter(name__startswith="crowd")}
     assert stored == {c.pk: (c.name, c.channel_name) for c in saved}
     assert sorted(name for name, _ in stored.values()) == sorted(set(names))
+
+
+async def test_a_registration_alone_makes_its_trip_in_its_callers_task_and_later_arrivals_batch_behind_it(
+    instance_id: uuid.UUID,
+) -> None:
+    registrar = registry.Registrar()
+
+    alone = await registrar.register(identity("solo"), "channel-solo", instance_id)
+    assert alone.pk is not None and registrar._writer is None
+
+    first, *rest = await asyncio.gather(
+        *(registrar.register(identity(f"queued{i}"), f"channel-q{i}", instance_id) for i in range(5))
+    )
+    assert all(client.pk is not None for client in [first, *rest])
+    assert registrar._writer is not None  # the four that came while the first was on its way
+
+
+async def test_orm_work_runs_on_the_one_database_thread_never_on_the_event_loop() -> None:
+    here = threading.current_thread().name
+    names = await asyncio.gather(*(registry.db(lambda: threading.current_thread().name)() for _ in range(3)))
+
+    assert len(set(names)) == 1 and names[0] != here and names[0].startswith("fileshare-db")
 
 
 async def test_one_registration_alone_is_written_at_once_and_a_failed_trip_fails_its_batch_only(
