@@ -12,7 +12,7 @@ import threading
 import uuid
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.utils import timezone
 
 from fileshare import registry
@@ -110,6 +110,33 @@ async def test_orm_work_runs_on_the_one_database_thread_never_on_the_event_loop(
     names = await asyncio.gather(*(registry.db(lambda: threading.current_thread().name)() for _ in range(3)))
 
     assert len(set(names)) == 1 and names[0] != here and names[0].startswith("fileshare-db")
+
+
+async def test_the_database_thread_health_checks_its_connection_only_after_it_sat_idle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CONN_HEALTH_CHECKS costs a query on PostgreSQL: once per request in Django, and a
+    trip is far smaller than a request. A connection in steady use is not checked; one
+    that sat idle (here: any pause, with the threshold at 0) is, before the trip's query."""
+    checks: list[str] = []
+
+    def arm() -> None:
+        conn = connections["default"]
+        conn.ensure_connection()
+        monkeypatch.setattr(conn, "health_check_enabled", True)
+        monkeypatch.setattr(conn, "is_usable", lambda: checks.append(threading.current_thread().name) or True)
+
+    def query() -> int:
+        return LiveClient.objects.count()
+
+    await registry.db(arm)()
+    for _ in range(5):
+        await registry.db(query)()
+    assert checks == []
+
+    monkeypatch.setattr(registry, "CHECK_AFTER_IDLE", 0.0)
+    await registry.db(query)()
+    assert len(checks) == 1 and checks[0].startswith("fileshare-db")
 
 
 async def test_one_registration_alone_is_written_at_once_and_a_failed_trip_fails_its_batch_only(
