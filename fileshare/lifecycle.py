@@ -20,7 +20,7 @@ from asgiref.sync import sync_to_async
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from fileshare import relay, storage
+from fileshare import relay, storage, trips
 from fileshare.models import LiveClient, ResumableUpload, Service, StoredFile, Subscription, UploadPart
 from fileshare.registry import db, service_info
 
@@ -43,29 +43,41 @@ class Departure:
     went with the claim, in one statement: ``_release`` has nothing left to do."""
 
 
+COLUMNS = '"id", "name", "nickname", "public_id", "tags", "channel_name", "folder"'
+"""The columns of a leaving client's row that the leave needs (see _leaver)."""
+
+
 @functools.cache
 def _depart_sql() -> tuple[str, str, str]:
     """The quick leave, the claim and the read of ``_depart``, written out (the ORM took
     0.55 ms to build the last two)."""
-    client, service, sub, stored, upload = (
-        model._meta.db_table for model in (LiveClient, Service, Subscription, StoredFile, ResumableUpload)
-    )
-    columns = '"id", "name", "nickname", "public_id", "tags", "channel_name", "folder"'
+    client, service, sub = (model._meta.db_table for model in (LiveClient, Service, Subscription))
+    columns = COLUMNS
     owns = f'EXISTS(SELECT 1 FROM "{service}" WHERE "owner_id" = "{client}"."id")'
     joined = f'EXISTS(SELECT 1 FROM "{sub}" WHERE "client_id" = "{client}"."id")'
-    stores = (
-        f'EXISTS(SELECT 1 FROM "{stored}" WHERE "owner_id" = "{client}"."id")'
-        f' OR EXISTS(SELECT 1 FROM "{upload}" WHERE "owner_id" = "{client}"."id")'
-    )
-    # A relation to LiveClient not named here fails this DELETE on its foreign key, and
-    # the leave takes the long way (whose _release then fails loudly on it too).
-    quick = (
-        f'DELETE FROM "{client}" WHERE "id" = %s AND "left_at" IS NULL'
-        f" AND NOT {owns} AND NOT {joined} AND NOT ({stores}) RETURNING {columns}"
-    )
+    quick = _quick_sql(1)
     claim = f'UPDATE "{client}" SET "left_at" = %s WHERE "id" = %s AND "left_at" IS NULL'
     read = f'SELECT {columns}, {owns} AS "owns", {joined} AS "joined" FROM "{client}" WHERE "id" = %s'
     return quick, claim, read
+
+
+@functools.cache
+def _quick_sql(rows: int) -> str:
+    """The quick leave of ``rows`` clients: those of them that hold nothing are claimed
+    and released by one DELETE, which returns their rows."""
+    client, service, sub, stored, upload = (
+        model._meta.db_table for model in (LiveClient, Service, Subscription, StoredFile, ResumableUpload)
+    )
+    holds = (
+        f'EXISTS(SELECT 1 FROM "{service}" WHERE "owner_id" = "{client}"."id")'
+        f' OR EXISTS(SELECT 1 FROM "{sub}" WHERE "client_id" = "{client}"."id")'
+        f' OR EXISTS(SELECT 1 FROM "{stored}" WHERE "owner_id" = "{client}"."id")'
+        f' OR EXISTS(SELECT 1 FROM "{upload}" WHERE "owner_id" = "{client}"."id")'
+    )
+    ids = ", ".join("%s" for _ in range(rows))
+    # A relation to LiveClient not named here fails this DELETE on its foreign key, and
+    # the leave takes the long way (whose _release then fails loudly on it too).
+    return f'DELETE FROM "{client}" WHERE "id" IN ({ids}) AND "left_at" IS NULL AND NOT ({holds}) RETURNING {COLUMNS}'
 
 
 def _leaver(row: tuple[Any, ...]) -> LiveClient:
@@ -89,14 +101,24 @@ def _leaver(row: tuple[Any, ...]) -> LiveClient:
 _TAGS = LiveClient._meta.get_field("tags")
 
 
-def _fetch_one(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
-    """The one row a statement returns, or None. Every row is fetched: SQLite commits an
-    autocommit statement (and checks its deferred foreign keys) only once it has run to
-    the end, and an error there must raise here."""
+def _fetch_all(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """The rows a statement returns, every one of them: SQLite commits an autocommit
+    statement (and checks its deferred foreign keys) only once it has run to the end,
+    and an error there must raise here."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    return tuple(rows[0]) if rows else None
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def _fetch_one(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+    rows = _fetch_all(sql, params)
+    return rows[0] if rows else None
+
+
+def _released(row: tuple[Any, ...]) -> Departure:
+    """The departure of a client that held nothing, whose row the quick leave returned."""
+    gone = _leaver(row)
+    return Departure(gone.info(), gone.channel_name, gone.folder, [], [], released=True)
 
 
 def _depart(client_id: int, force: bool) -> Departure | None:
@@ -115,8 +137,13 @@ def _depart(client_id: int, force: bool) -> Departure | None:
             # commit): nothing was deleted. The long way.
             row = None
         if row is not None:
-            gone = _leaver(row)
-            return Departure(gone.info(), gone.channel_name, gone.folder, [], [], released=True)
+            return _released(row)
+    return _depart_long(client_id, force)
+
+
+def _depart_long(client_id: int, force: bool) -> Departure | None:
+    """``_depart`` for a client that holds something (or is gone, or claimed already)."""
+    _, claim, read = _depart_sql()
     left_at = LiveClient._meta.get_field("left_at").get_db_prep_save(timezone.now(), connection)
     with transaction.atomic():
         with connection.cursor() as cursor:
@@ -146,6 +173,53 @@ def _depart(client_id: int, force: bool) -> Departure | None:
             )
             subscriptions.append((service_info(sub.service), channels))
         return Departure(client.info(), client.channel_name, client.folder, services, subscriptions)
+
+
+def _depart_many(client_ids: list[int]) -> list[Departure | None | Exception]:
+    """``_depart(id, force=False)`` for each client, in order; those that hold nothing
+    are claimed and released by one statement for all of them.
+
+    A client named twice departs once; the second gets None, as a second ``_depart``
+    would. One client's failure is its own outcome, not the others'.
+    """
+    gone: dict[int, tuple[Any, ...]] = {}
+    batched = len(client_ids) > 1 and connection.features.can_return_columns_from_insert
+    if batched:
+        try:
+            rows = _fetch_all(_quick_sql(len(client_ids)), list(client_ids))
+        except IntegrityError:
+            # A row naming one of them arrived meanwhile: nothing was deleted; each goes its own way.
+            batched = False
+        else:
+            gone = {row[0]: row for row in rows}
+    outcomes: list[Departure | None | Exception] = []
+    for client_id in client_ids:
+        row = gone.pop(client_id, None)
+        try:
+            if row is not None:
+                outcomes.append(_released(row))
+            elif batched:  # it holds something, or it is gone or claimed already
+                outcomes.append(_depart_long(client_id, False))
+            else:
+                outcomes.append(_depart(client_id, False))
+        except Exception as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+class Departures(trips.Batched[int, "Departure | None"]):
+    """Leaves on their way to the database (``trips.Batched``): a crowd leaving at once
+    is claimed by a statement per batch, not per client; one client alone waits for
+    nobody."""
+
+    task_name = "fileshare-departures"
+
+    async def _trip(self, client_ids: list[int]) -> list[Departure | None | Exception]:
+        outcomes: list[Departure | None | Exception] = await db(_depart_many)(client_ids)
+        return outcomes
+
+
+departures = Departures()
 
 
 def _release(client_id: int) -> None:
@@ -237,9 +311,10 @@ async def leave(client_id: int, reason: str, *, force: bool = False) -> bool:
     is refused from the first step on. Two trips to the database in all, both on
     the database thread (SQLite has one writer at a time); one for a client that
     held nothing, whose row goes with the first step and whose folder (see
-    FolderSweeper) is swept in a batch soon after.
+    FolderSweeper) is swept in a batch soon after. Clients leaving at once share the
+    first trip (``Departures``).
     """
-    departure = await db(_depart)(client_id, force)
+    departure: Departure | None = await (db(_depart)(client_id, True) if force else departures.submit(client_id))
     if departure is None:
         return False
     info = departure.info

@@ -21,7 +21,7 @@ from django.db import IntegrityError, close_old_connections, connection, connect
 from django.db.models import Field
 from django.utils import timezone
 
-from fileshare import conf
+from fileshare import conf, trips
 from fileshare.exceptions import DuplicateName, InvalidName, InvalidService, InvalidUuid, Unauthorized
 from fileshare.models import LiveClient, Service, Subscription
 
@@ -271,72 +271,27 @@ def _register(identity: Identity, channel_name: str, instance_id: uuid.UUID) -> 
     return client
 
 
-class Registrar:
-    """Registrations on their way to the database.
+class Registrar(trips.Batched[LiveClient, None]):
+    """Registrations on their way to the database (``trips.Batched``).
 
-    Those that arrive while a database trip is under way go together in the next one:
-    a crowd of clients connecting at once costs a statement and a commit per batch
-    (at most REGISTER_BATCH), not per client, and their HELLOs, and so the
-    CLIENT_JOINED frames of those already present, go out in the same loop turn. One
-    client alone waits for nobody.
+    A crowd of clients connecting at once costs a statement and a commit per batch (at
+    most REGISTER_BATCH), not per client, and their HELLOs, and so the CLIENT_JOINED
+    frames of those already present, go out in the same loop turn. One client alone
+    waits for nobody.
     """
 
-    def __init__(self) -> None:
-        self._waiting: list[tuple[LiveClient, asyncio.Future[LiveClient]]] = []
-        self._writer: asyncio.Task[None] | None = None
-        # The loop whose lone registration is on its trip (see register).
-        self._alone_in: asyncio.AbstractEventLoop | None = None
+    most = REGISTER_BATCH
+    task_name = "fileshare-registrar"
+
+    async def _trip(self, clients: list[LiveClient]) -> list[None | Exception]:
+        outcomes: list[None | Exception] = await db(_insert_many)(clients)
+        return outcomes
 
     async def register(self, identity: Identity, channel_name: str, instance_id: uuid.UUID) -> LiveClient:
         """Save the client's row; raises DuplicateName."""
-        loop = asyncio.get_running_loop()
         client = _new_client(identity, channel_name, instance_id)
-        if self._trip_under_way(loop):
-            future: asyncio.Future[LiveClient] = loop.create_future()
-            self._waiting.append((client, future))
-            return await future
-        # No trip under way: this one goes at once, from the caller's own task (a
-        # writer task would cost a loop turn); those arriving meanwhile wait for the next.
-        self._drop_stale(loop)
-        self._alone_in = loop
-        try:
-            refused = (await db(_insert_many)([client]))[0]
-        finally:
-            self._alone_in = None
-            if self._waiting:
-                self._start_writer(loop)
-        if refused is not None:
-            raise refused
+        await self.submit(client)
         return client
-
-    def _trip_under_way(self, loop: asyncio.AbstractEventLoop) -> bool:
-        if self._alone_in is loop:
-            return True
-        return self._writer is not None and not self._writer.done() and self._writer.get_loop() is loop
-
-    def _drop_stale(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Forget waiters of another (ended) event loop: their futures cannot be answered here."""
-        if self._waiting:
-            self._waiting = [(c, f) for c, f in self._waiting if f.get_loop() is loop]
-
-    def _start_writer(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._drop_stale(loop)
-        self._writer = loop.create_task(self._write(), name="fileshare-registrar")
-
-    async def _write(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting[:REGISTER_BATCH], self._waiting[REGISTER_BATCH:]
-            try:
-                outcomes = await db(_insert_many)([client for client, _ in batch])
-            except Exception as exc:
-                outcomes = [exc] * len(batch)
-            for (client, future), refused in zip(batch, outcomes, strict=True):
-                if future.done():  # its consumer stopped waiting
-                    continue
-                if refused is None:
-                    future.set_result(client)
-                else:
-                    future.set_exception(refused)
 
 
 registrar = Registrar()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,69 @@ async def test_one_folder_that_cannot_be_swept_does_not_keep_the_others(
         sweeper.add(folder)
     await asyncio.wait_for(sweeper.idle(), 5)
     assert swept == ["a", "b"]
+
+
+def crowd(client_row: LiveClient, size: int) -> list[LiveClient]:
+    """``size`` more live clients on client_row's server; every fourth holds a file."""
+    members = [
+        LiveClient.objects.create(
+            name=f"crowd{i}", version="0.2.0", key=uuid.uuid4(), public_id=uuid.uuid4(),
+            channel_name=f"crowd-channel-{i}", folder=f"crowd{i}.abc", instance_id=client_row.instance_id,
+        )
+        for i in range(size)
+    ]
+    for holder in members[::4]:
+        StoredFile.objects.create(
+            owner=holder, path="a.txt", blob=f"{holder.folder}/a.txt.1", size=1,
+            content_type="text/plain", sha256="0" * 64, modified_at=timezone.now(),
+        )
+    return members
+
+
+async def test_clients_leaving_together_are_claimed_in_few_trips_and_each_leaves_once(
+    client_row: LiveClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asgiref.sync import sync_to_async
+
+    members = await sync_to_async(crowd)(client_row, 24)
+    trips: list[int] = []
+    depart_many = lifecycle._depart_many
+
+    def counted(client_ids: list[int]) -> list[object]:
+        trips.append(len(client_ids))
+        return depart_many(client_ids)  # type: ignore[return-value]
+
+    monkeypatch.setattr(lifecycle, "_depart_many", counted)
+    ids = [member.pk for member in members]
+    with local_file_storage(tmp_path):
+        did = await asyncio.gather(*(lifecycle.leave(pk, "crowd") for pk in [*ids, ids[1], ids[4]]))
+
+    assert did == [True] * len(ids) + [False, False]  # a client named twice leaves once
+    assert sum(trips) == len(ids) + 2 and len(trips) <= 3, trips
+    assert not await LiveClient.objects.filter(pk__in=ids).aexists()
+    assert not await StoredFile.objects.filter(owner_id__in=ids).aexists()
+    assert await LiveClient.objects.filter(pk=client_row.pk).aexists()
+
+
+def test_a_crowd_whose_statement_fails_on_a_row_it_did_not_see_leaves_one_by_one(
+    client_row: LiveClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for one client (above): the batch's quick leave blind to files fails on the
+    holders' foreign keys, deletes nothing, and each client goes its own way."""
+    members = crowd(client_row, 8)
+    real = lifecycle._quick_sql.__wrapped__
+    monkeypatch.setattr(
+        lifecycle, "_quick_sql", lambda rows: re.sub(r" AND NOT \(EXISTS\(.*\)\) RETURNING", " RETURNING", real(rows))
+    )
+    lifecycle._depart_sql.cache_clear()
+    try:
+        outcomes = lifecycle._depart_many([member.pk for member in members])
+    finally:
+        lifecycle._depart_sql.cache_clear()
+
+    assert all(isinstance(outcome, lifecycle.Departure) for outcome in outcomes)
+    released = [outcome.released for outcome in outcomes if isinstance(outcome, lifecycle.Departure)]
+    assert released == [i % 4 != 0 for i in range(8)]
+    holders = [member.pk for member in members[::4]]
+    assert set(LiveClient.objects.values_list("pk", flat=True)) == {client_row.pk, *holders}
+    assert StoredFile.objects.filter(owner_id__in=holders).count() == 2
