@@ -39,6 +39,7 @@ from typing import Any
 
 from channels.exceptions import ChannelFull
 from channels_redis.core import RedisChannelLayer
+from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import NoScriptError
 
 from fileshare.takers import Takers
@@ -102,6 +103,12 @@ class _Outgoing:
     done: asyncio.Future[None]
 
 
+POOL_CONNECTIONS = 100
+"""Redis connections per process and Redis host at most (redis-py's default)."""
+POOL_WAIT = 20.0
+"""Seconds a command waits for a free connection before it fails (redis-py's default)."""
+
+
 class ConciergeRedisLayer(Takers, RedisChannelLayer):
     """channels_redis with a one-round-trip send, per-channel capacity and batched receive."""
 
@@ -116,6 +123,25 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
         self._sending: asyncio.Task[None] | None = None
         self._last_queued: asyncio.Future[None] | None = None
         self._last_score = 0.0
+
+    def create_pool(self, index: int) -> Any:
+        """A pool that waits for a free connection instead of refusing the command.
+
+        redis-py's default pool raises MaxConnectionsError once 100 connections are in
+        use; 200 clients identifying at once on one process reached that (each
+        CLIENT_JOINED broadcast holds one while it runs), and their handshakes failed.
+        Here a command waits for a connection (``max_connections``, default
+        POOL_CONNECTIONS; ``timeout`` seconds at most, default POOL_WAIT) as with
+        redis-py's ``BlockingConnectionPool``. A host given other than by address
+        (sentinels) keeps channels_redis' pool.
+        """
+        host = dict(self.hosts[index])
+        address = host.pop("address", None)
+        if address is None:
+            return super().create_pool(index)
+        host.setdefault("max_connections", POOL_CONNECTIONS)
+        host.setdefault("timeout", POOL_WAIT)
+        return BlockingConnectionPool.from_url(address, **host)
 
     def _counter_key(self, channel: str) -> str:
         return f"{self.prefix}depth:{channel}"

@@ -154,3 +154,37 @@ async def test_a_route_to_a_client_on_another_process_ends_when_it_leaves_and_it
         await again.close()
         await sender.expect(lambda p: p["type"] == "CLIENT_LEFT" and p["client"]["name"] == name)
     await sender.close()
+
+
+async def test_a_crowd_identifying_at_once_on_one_process_all_get_hello_and_all_leave_when_dropped(
+    cluster: Cluster, name: str
+) -> None:
+    """More clients at once than Redis connections in a default pool (100): each
+    CLIENT_JOINED broadcast holds one, and redis-py's pool used to refuse the rest, which
+    failed their handshakes. Then they all drop at once, like a network outage: the
+    other process's watcher hears each of them leave, and every name is free again."""
+    a, b = cluster.processes
+    watcher = await connect(b.ws_url, f"{name}_w")
+    size = 150
+
+    async def join(index: int) -> websockets.ClientConnection:
+        ws = await websockets.connect(a.ws_url, max_queue=None, max_size=None)
+        await ws.send(json.dumps(identify_payload(f"{name}_{index}")))
+        while (reply := json.loads(await asyncio.wait_for(ws.recv(), 30)))["type"] != "HELLO":
+            assert reply["type"] in {"CLIENT_JOINED", "CLIENT_LEFT"}, reply
+        return ws
+
+    crowd = await asyncio.gather(*(join(i) for i in range(size)))
+    names = {f"{name}_{i}" for i in range(size)}
+    joined: set[str] = set()
+    while joined != names:
+        joined.add((await watcher.expect("CLIENT_JOINED", timeout=30))["client"]["name"])
+
+    for ws in crowd:
+        ws.transport.abort()
+    left: set[str] = set()
+    while left != names:
+        left.add((await watcher.expect("CLIENT_LEFT", timeout=30))["client"]["name"])
+    again = await connect(a.ws_url, f"{name}_0")
+    await again.close()
+    await watcher.close()
