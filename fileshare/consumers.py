@@ -119,6 +119,7 @@ class ConciergeConsumer(AsyncConsumer):
         self._replier: asyncio.Task[None] | None = None
         self._turn = asyncio.Lock()
         self._send_now: Callable[[str], bool] | None = None
+        self._left = False
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Event]], send: Any) -> None:
         # AsyncConsumer.__call__ with dispatch_each in place of await_many_dispatch.
@@ -139,6 +140,11 @@ class ConciergeConsumer(AsyncConsumer):
         try:
             with contextlib.suppress(StopConsumer):
                 await dispatch_each(sources, self.dispatch, self._turn)
+        except Exception:
+            # Handlers answer their own failures (ERROR_INTERNAL); what gets here broke the
+            # consumer itself, e.g. the channel layer during a broadcast.
+            logger.exception("the consumer of %s failed; closing its socket", self._who())
+            await self._fail()
         finally:
             if detach is not None:
                 detach()
@@ -194,13 +200,30 @@ class ConciergeConsumer(AsyncConsumer):
         if self._deadline is not None:
             self._deadline.cancel()
         self._abandon_replies()
-        if self.identified:
-            registry.local.remove(self.client)
-            try:
-                await lifecycle.leave(self.client.pk, f"socket closed ({message.get('code')})")
-            except Exception:
-                logger.exception("leave failed for %s; the lease sweeper will finish it", self.client.name)
+        await self._leave(f"socket closed ({message.get('code')})")
         raise StopConsumer()
+
+    async def _leave(self, reason: str) -> None:
+        """The client leaves (once): its row, services, subscriptions and files go."""
+        if not self.identified or self._left:
+            return
+        self._left = True
+        registry.local.remove(self.client)
+        try:
+            await lifecycle.leave(self.client.pk, reason)
+        except Exception:
+            logger.exception("leave failed for %s; the lease sweeper will finish it", self.client.name)
+
+    async def _fail(self) -> None:
+        """After an unexpected failure: close the socket (4000, internal error) and leave,
+        so that no registration outlives its consumer."""
+        self._abandon_replies()
+        with contextlib.suppress(Exception):
+            await self.close(int(CloseCode.UNKNOWN), "internal error")
+        await self._leave("the server failed serving it")
+
+    def _who(self) -> str:
+        return self.client.name if self.identified else "a client not identified yet"
 
     # -- channel layer events -------------------------------------------------------------
 

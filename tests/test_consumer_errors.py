@@ -43,3 +43,32 @@ async def test_an_unexpected_handler_failure_answers_error_internal_and_keeps_th
     await communicator.send_to(text_data=json.dumps({"type": "CLIENT_FETCH_ALL"}))
     assert (await communicator.receive_json_from())["seq"] == 1  # still open, still counting
     await communicator.disconnect()
+
+
+async def test_a_consumer_that_breaks_after_hello_closes_its_socket_with_4000_and_its_client_leaves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A failure outside any handler (here the channel layer, broadcasting CLIENT_JOINED)
+    must not leave a registration behind with no socket: the name would stay taken and
+    the key valid."""
+    from fileshare import relay
+    from fileshare.models import LiveClient
+
+    broadcast = relay.broadcast
+
+    async def layer_down(payload: dict[str, object]) -> None:
+        if payload["type"] == "CLIENT_JOINED":
+            raise ConnectionError("the channel layer is gone")
+        await broadcast(payload)
+
+    monkeypatch.setattr(relay, "broadcast", layer_down)
+    communicator = WebsocketCommunicator(ConciergeConsumer.as_asgi(), "/ws")
+    connected, _ = await communicator.connect()
+    assert connected
+    await communicator.send_to(text_data=json.dumps({"type": "IDENTIFY", "name": "broken", "version": "0.2.0"}))
+    assert (await communicator.receive_json_from())["type"] == "HELLO"
+
+    closed = await communicator.receive_output(timeout=5)
+    assert closed == {"type": "websocket.close", "code": 4000, "reason": "internal error"}
+    assert not await LiveClient.objects.filter(name="broken").aexists()
+    await communicator.wait(timeout=5)
