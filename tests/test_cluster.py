@@ -159,13 +159,15 @@ async def test_a_route_to_a_client_on_another_process_ends_when_it_leaves_and_it
 async def test_a_crowd_identifying_at_once_on_one_process_all_get_hello_and_all_leave_when_dropped(
     cluster: Cluster, name: str
 ) -> None:
-    """More clients at once than Redis connections in a default pool (100): each
+    """Twice as many clients at once as Redis connections in a default pool (100): each
     CLIENT_JOINED broadcast holds one, and redis-py's pool used to refuse the rest, which
     failed their handshakes. Then they all drop at once, like a network outage: the
-    other process's watcher hears each of them leave, and every name is free again."""
+    other process sees each of them gone, and every name is free again. (The watcher
+    asks rather than counts events: broadcasts to a client holding its channel's
+    capacity are best-effort, as in channels_redis.)"""
     a, b = cluster.processes
     watcher = await connect(b.ws_url, f"{name}_w")
-    size = 150
+    size = 200
 
     async def join(index: int) -> websockets.ClientConnection:
         ws = await websockets.connect(a.ws_url, max_queue=None, max_size=None)
@@ -174,17 +176,20 @@ async def test_a_crowd_identifying_at_once_on_one_process_all_get_hello_and_all_
             assert reply["type"] in {"CLIENT_JOINED", "CLIENT_LEFT"}, reply
         return ws
 
-    crowd = await asyncio.gather(*(join(i) for i in range(size)))
+    async def present() -> set[str]:
+        reply = await watcher.request({"type": "CLIENT_FETCH_ALL"}, timeout=30)
+        return {client["name"] for client in reply["clients"]} & names
+
     names = {f"{name}_{i}" for i in range(size)}
-    joined: set[str] = set()
-    while joined != names:
-        joined.add((await watcher.expect("CLIENT_JOINED", timeout=30))["client"]["name"])
+    crowd = await asyncio.gather(*(join(i) for i in range(size)))
+    assert await present() == names
 
     for ws in crowd:
         ws.transport.abort()
-    left: set[str] = set()
-    while left != names:
-        left.add((await watcher.expect("CLIENT_LEFT", timeout=30))["client"]["name"])
+    deadline = time.monotonic() + 30
+    while (still := await present()) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert still == set()
     again = await connect(a.ws_url, f"{name}_0")
     await again.close()
     await watcher.close()
