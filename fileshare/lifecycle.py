@@ -47,17 +47,22 @@ COLUMNS = '"id", "name", "nickname", "public_id", "tags", "channel_name", "folde
 """The columns of a leaving client's row that the leave needs (see _leaver)."""
 
 
+CLIENTS = LiveClient._meta.db_table
+
+
+def _has(model: type[Any], column: str) -> str:
+    """SQL: the client row at hand has a row in ``model`` (``column`` naming it)."""
+    return f'EXISTS(SELECT 1 FROM "{model._meta.db_table}" WHERE "{column}" = "{CLIENTS}"."id")'
+
+
 @functools.cache
 def _depart_sql() -> tuple[str, str, str]:
     """The quick leave, the claim and the read of ``_depart``, written out (the ORM took
     0.55 ms to build the last two)."""
-    client, service, sub = (model._meta.db_table for model in (LiveClient, Service, Subscription))
-    columns = COLUMNS
-    owns = f'EXISTS(SELECT 1 FROM "{service}" WHERE "owner_id" = "{client}"."id")'
-    joined = f'EXISTS(SELECT 1 FROM "{sub}" WHERE "client_id" = "{client}"."id")'
+    owns, joined = _has(Service, "owner_id"), _has(Subscription, "client_id")
     quick = _quick_sql(1)
-    claim = f'UPDATE "{client}" SET "left_at" = %s WHERE "id" = %s AND "left_at" IS NULL'
-    read = f'SELECT {columns}, {owns} AS "owns", {joined} AS "joined" FROM "{client}" WHERE "id" = %s'
+    claim = f'UPDATE "{CLIENTS}" SET "left_at" = %s WHERE "id" = %s AND "left_at" IS NULL'
+    read = f'SELECT {COLUMNS}, {owns} AS "owns", {joined} AS "joined" FROM "{CLIENTS}" WHERE "id" = %s'
     return quick, claim, read
 
 
@@ -65,19 +70,18 @@ def _depart_sql() -> tuple[str, str, str]:
 def _quick_sql(rows: int) -> str:
     """The quick leave of ``rows`` clients: those of them that hold nothing are claimed
     and released by one DELETE, which returns their rows."""
-    client, service, sub, stored, upload = (
-        model._meta.db_table for model in (LiveClient, Service, Subscription, StoredFile, ResumableUpload)
-    )
-    holds = (
-        f'EXISTS(SELECT 1 FROM "{service}" WHERE "owner_id" = "{client}"."id")'
-        f' OR EXISTS(SELECT 1 FROM "{sub}" WHERE "client_id" = "{client}"."id")'
-        f' OR EXISTS(SELECT 1 FROM "{stored}" WHERE "owner_id" = "{client}"."id")'
-        f' OR EXISTS(SELECT 1 FROM "{upload}" WHERE "owner_id" = "{client}"."id")'
+    holds = " OR ".join(
+        (
+            _has(Service, "owner_id"),
+            _has(Subscription, "client_id"),
+            _has(StoredFile, "owner_id"),
+            _has(ResumableUpload, "owner_id"),
+        )
     )
     ids = ", ".join("%s" for _ in range(rows))
     # A relation to LiveClient not named here fails this DELETE on its foreign key, and
     # the leave takes the long way (whose _release then fails loudly on it too).
-    return f'DELETE FROM "{client}" WHERE "id" IN ({ids}) AND "left_at" IS NULL AND NOT ({holds}) RETURNING {COLUMNS}'
+    return f'DELETE FROM "{CLIENTS}" WHERE "id" IN ({ids}) AND "left_at" IS NULL AND NOT ({holds}) RETURNING {COLUMNS}'
 
 
 def _leaver(row: tuple[Any, ...]) -> LiveClient:

@@ -10,6 +10,7 @@ batch; an item that finds no trip under way goes at once, from its caller's own 
 
 from __future__ import annotations
 
+import abc
 import asyncio
 from typing import Generic, TypeVar
 
@@ -17,7 +18,7 @@ Item = TypeVar("Item")
 Outcome = TypeVar("Outcome")
 
 
-class Batched(Generic[Item, Outcome]):
+class Batched(abc.ABC, Generic[Item, Outcome]):
     """Items on their way to the database thread; ``await submit(item)`` -> its outcome.
 
     Subclasses define ``_trip``: one database trip for a batch, returning an outcome per
@@ -35,8 +36,9 @@ class Batched(Generic[Item, Outcome]):
         # The loop whose lone item is on its trip (see submit).
         self._alone_in: asyncio.AbstractEventLoop | None = None
 
+    @abc.abstractmethod
     async def _trip(self, items: list[Item]) -> list[Outcome | Exception]:
-        raise NotImplementedError
+        """One database trip for ``items``: an outcome per item, in order."""
 
     async def submit(self, item: Item) -> Outcome:
         """Send ``item`` with the next trip (or alone, at once); raise its failure."""
