@@ -224,7 +224,7 @@ def slow_dav_put(base: str, source: Path, dav: Path, groups: dict[str, list[int]
 
 
 def sha256_speed(source: Path) -> float:
-    """MiB/s of SHA-256 over ``source`` read in 1 MiB blocks (as fileshare.offload adopts a file)."""
+    """MiB/s of SHA-256 over ``source`` read in 1 MiB blocks (as fileshare.fileapi.offload adopts a file)."""
     digest, buffer = hashlib.sha256(), bytearray(MIB)
     view = memoryview(buffer)
     started = time.perf_counter()

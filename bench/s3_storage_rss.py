@@ -8,7 +8,7 @@ temporary ``CONCIERGE_DATA_DIR``), but Django is configured with that ``STORAGES
 entry only, no apps and no ``django.setup()``: the figure is the storage layer's
 (Python, Django's settings, boto3 and its S3 model: about 62 MiB before any
 transfer), not a whole server's. The script writes a generated stream
-through ``fileshare.storage.save_blob`` (a non-seekable ``CountingReader``, as an
+through ``fileshare.store.storage.save_blob`` (a non-seekable ``CountingReader``, as an
 upload is), reads it back through ``open_blob`` in ``FILESHARE_CHUNK_SIZE``
 pieces, checks the SHA-256 both ways, deletes the blob and prints one JSON object::
 
@@ -94,7 +94,8 @@ def main() -> None:
     )
     # No django.setup(): the storage layer needs no app registry, and setup's
     # logging configuration alone imports some 10 MiB of views and templates.
-    from fileshare import conf, storage
+    from fileshare import conf
+    from fileshare.store import storage
 
     backend = storage.get_storage()
     if hasattr(backend, "connection"):

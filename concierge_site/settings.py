@@ -134,7 +134,7 @@ REDIS_URL = env("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "fileshare.redis_layer.ConciergeRedisLayer",
+            "BACKEND": "fileshare.layers.redis_layer.ConciergeRedisLayer",
             "CONFIG": {
                 # redis-py 8 defaults socket_timeout to 5 s, which aborts the
                 # blocking BZPOPMIN that channels_redis waits on (channels_redis
@@ -154,7 +154,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "fileshare.memory_layer.ConciergeMemoryLayer",
+            "BACKEND": "fileshare.layers.memory_layer.ConciergeMemoryLayer",
             "CONFIG": {
                 "group_expiry": env_int("CONCIERGE_GROUP_EXPIRY", 10 * 365 * 24 * 3600),
                 "capacity": env_int("CONCIERGE_CHANNEL_CAPACITY", 100),
@@ -167,7 +167,7 @@ else:
 FILESHARE_S3_BUCKET = env("FILESHARE_S3_BUCKET", "")
 if FILESHARE_S3_BUCKET:
     _files_storage = {
-        "BACKEND": "fileshare.s3.StreamingS3Storage",
+        "BACKEND": "fileshare.store.s3.StreamingS3Storage",
         "OPTIONS": {
             "bucket_name": FILESHARE_S3_BUCKET,
             "endpoint_url": env("FILESHARE_S3_ENDPOINT_URL", "") or None,

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from fileshare import dashboard_views
+from fileshare.dashboard import views as dashboard_views
 
 urlpatterns = [
     path("admin/", admin.site.urls),

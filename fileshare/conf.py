@@ -98,7 +98,7 @@ def published_files() -> list[tuple[str, str]]:
 
     ``FILESHARE_PUBLISHED`` may be such a list or a dict (its order is kept). A
     position fixes the entry's file id and an empty name hides the entry without
-    renumbering the rest (``fileshare.published``; docs/pw_file.md).
+    renumbering the rest (``fileshare.pw.published``; docs/pw_file.md).
     """
     value = _get("FILESHARE_PUBLISHED", ())
     items = list(value.items()) if isinstance(value, dict) else list(value or ())

@@ -2,9 +2,9 @@
 
 Code below the boundaries only *raises* these. Each class carries what the
 boundaries need: ``http_status`` and ``error`` for the file API (mapped to a JSON
-body in ``fileshare.http``), ``close_code`` for the websocket handshake and
+body in ``fileshare.fileapi.http``), ``close_code`` for the websocket handshake and
 ``payload_type`` for a reply on an open socket (both mapped in
-``fileshare.consumers``). The message of the exception is the human detail.
+``fileshare.ws.consumers``). The message of the exception is the human detail.
 """
 
 from __future__ import annotations

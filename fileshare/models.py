@@ -5,7 +5,7 @@ rows, not one process's memory, so that names are unique across processes (a
 unique constraint settles two IDENTIFYs racing for a name) and a key issued by one
 process authorises a request served by another. Server processes hold a lease
 (``ServerInstance.heartbeat_at``); a process whose lease lapses is presumed dead
-and its clients are removed by another (``fileshare.instance``).
+and its clients are removed by another (``fileshare.presence.instance``).
 """
 
 from __future__ import annotations
@@ -140,13 +140,13 @@ class ResumableUpload(models.Model):
     (``<folder>/.parts/<id>/``), so the leave sequence deletes partial uploads with
     the rest of the folder and this row goes by cascade. When the last byte
     arrives the parts are streamed, in order, into a regular file
-    (``fileshare.files.store``) and deleted; the row stays, ``completed_at`` set,
+    (``fileshare.store.files.store``) and deleted; the row stays, ``completed_at`` set,
     until it expires, so that a client resuming a finished upload learns so.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(LiveClient, on_delete=models.CASCADE, related_name="resumable_uploads")
-    # The target path inside the owner's folder, already cleaned by fileshare.paths.
+    # The target path inside the owner's folder, already cleaned by fileshare.store.paths.
     path = models.CharField(max_length=1024)
     length = models.BigIntegerField()
     # Bytes received and recorded as parts; the final part is counted only once the

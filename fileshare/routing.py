@@ -6,8 +6,8 @@ from channels.auth import AuthMiddlewareStack
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path
 
-from fileshare.consumers import ConciergeConsumer
-from fileshare.dashboard_consumer import DashboardConsumer
+from fileshare.dashboard.consumer import DashboardConsumer
+from fileshare.ws.consumers import ConciergeConsumer
 
 websocket_urlpatterns = [
     path("ws", ConciergeConsumer.as_asgi(), name="ws"),

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django.urls import path, re_path, register_converter
 
-from fileshare import dashboard_views, tus_views, views
-from fileshare.converters import AnyPathConverter
+from fileshare.dashboard import views as dashboard_views
+from fileshare.fileapi import views
+from fileshare.fileapi.converters import AnyPathConverter
+from fileshare.tus import views as tus_views
 
 register_converter(AnyPathConverter, "anypath")
 
@@ -18,7 +20,7 @@ urlpatterns = [
     path("fs/<str:client_name>/", views.folder_view, name="folder"),
     path("fs/<str:client_name>/<anypath:dir_path>/", views.directory_view, name="directory"),
     path("fs/<str:client_name>/<anypath:file_path>", views.file_view, name="file"),
-    # The operator dashboard (staff only; see fileshare/dashboard_views.py).
+    # The operator dashboard (staff only; see fileshare/dashboard/views.py).
     path("dashboard/", dashboard_views.page, name="dashboard"),
     path("dashboard/api/clients", dashboard_views.clients, name="dashboard-clients"),
     path("dashboard/api/clients/<str:client_name>/files", dashboard_views.client_files, name="dashboard-files"),

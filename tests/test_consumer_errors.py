@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from fileshare import handlers
-from fileshare.consumers import ConciergeConsumer
+from fileshare.ws import handlers
+from fileshare.ws.consumers import ConciergeConsumer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,8 +51,8 @@ async def test_a_consumer_that_breaks_after_hello_closes_its_socket_with_4000_an
     """A failure outside any handler (here the channel layer, broadcasting CLIENT_JOINED)
     must not leave a registration behind with no socket: the name would stay taken and
     the key valid."""
-    from fileshare import relay
     from fileshare.models import LiveClient
+    from fileshare.ws import relay
 
     broadcast = relay.broadcast
 

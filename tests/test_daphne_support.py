@@ -1,4 +1,4 @@
-"""The run command's file path (fileshare/daphne_support.py with fileshare/offload.py).
+"""The run command's file path (fileshare/server/daphne_support.py with fileshare/fileapi/offload.py).
 
 A request body over 100 kB is written once, to a file with no name in the storage
 root, hashed as it arrives, and a PUT gives that very file a name in storage; a
@@ -23,8 +23,8 @@ import httpx
 import pytest
 
 from bench.transfer_rss import RssSampler
-from fileshare import offload
 from fileshare.exceptions import TooLarge
+from fileshare.fileapi import offload
 from tests.support.clients import Client, connect
 from tests.support.local_storage import local_file_storage
 from tests.support.server import ServerProcess
@@ -296,7 +296,7 @@ def test_a_spooled_body_over_the_limit_is_refused_and_nothing_is_stored(local_st
 async def test_django_takes_the_spooled_body_as_its_body_file(local_storage: Path) -> None:
     from django.core.handlers.asgi import ASGIHandler
 
-    from fileshare import daphne_support
+    from fileshare.server import daphne_support
 
     daphne_support.install()
     body = spool(b"y" * 200_000, offload.spool_directory())
@@ -315,7 +315,7 @@ async def test_django_takes_the_spooled_body_as_its_body_file(local_storage: Pat
 
 
 async def test_another_application_gets_the_spooled_body_in_chunks(local_storage: Path) -> None:
-    from fileshare import daphne_support
+    from fileshare.server import daphne_support
 
     data = os.urandom(600_000)
     body = spool(data, offload.spool_directory())
@@ -387,7 +387,7 @@ async def test_only_a_plain_whole_file_get_is_answered_before_the_view(local_sto
 
 
 async def test_a_range_decided_by_the_view_is_sent_by_the_server_from_its_first_byte(local_storage: Path) -> None:
-    from fileshare import downloads
+    from fileshare.fileapi import downloads
 
     data = os.urandom(1000)
     row = stored_row(local_storage, data)
@@ -407,7 +407,7 @@ async def test_a_range_decided_by_the_view_is_sent_by_the_server_from_its_first_
 async def test_conditional_gets_that_send_the_file_hand_it_to_the_server_and_a_304_sends_nothing(
     local_storage: Path,
 ) -> None:
-    from fileshare import downloads
+    from fileshare.fileapi import downloads
 
     row = stored_row(local_storage, b"abcdef")
     changed = file_request(headers={"If-None-Match": '"an-older-version"'})
@@ -423,7 +423,7 @@ async def test_conditional_gets_that_send_the_file_hand_it_to_the_server_and_a_3
 
 
 async def test_a_range_streams_through_the_view_where_the_server_cannot_send_files(local_storage: Path) -> None:
-    from fileshare import downloads
+    from fileshare.fileapi import downloads
 
     row = stored_row(local_storage, b"abcdef")
     response = await downloads.respond(file_request(headers={"Range": "bytes=2-3"}, server_sends=False), row, row.path)
@@ -451,7 +451,7 @@ def test_a_frame_on_a_wrapped_transport_goes_through_the_wrapper_never_to_the_ra
     from twisted.internet.testing import StringTransport
     from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 
-    from fileshare.daphne_support import write_now
+    from fileshare.server.daphne_support import write_now
 
     ours, peer = socket.socketpair()
     try:
@@ -477,7 +477,7 @@ def test_autobahn_pretty_prints_its_per_connection_debug_text_only_when_a_line_i
 
     from autobahn.websocket import protocol as autobahn_protocol
 
-    from fileshare import daphne_support
+    from fileshare.server import daphne_support
 
     daphne_support.install()
     options = [("openHandshakeTimeout", 5, "WebSocketFactory"), ("maxFramePayloadSize", 1 << 20, "WebSocketFactory")]
@@ -499,8 +499,8 @@ async def test_the_first_frame_of_a_loop_turn_goes_out_at_once_and_the_rest_of_t
     import collections
     from types import SimpleNamespace
 
-    from fileshare import daphne_support
-    from fileshare.daphne_support import ReasonedWebSocketProtocol
+    from fileshare.server import daphne_support
+    from fileshare.server.daphne_support import ReasonedWebSocketProtocol
 
     direct: list[bytes] = []
     buffered: list[bytes] = []
@@ -523,7 +523,7 @@ async def test_the_first_frame_of_a_loop_turn_goes_out_at_once_and_the_rest_of_t
 def test_a_text_sent_at_once_to_many_connections_is_framed_once_and_refused_where_not_drained() -> None:
     from types import SimpleNamespace
 
-    from fileshare.daphne_support import HIGH_WATER, FlowControlServer
+    from fileshare.server.daphne_support import HIGH_WATER, FlowControlServer
 
     server = FlowControlServer.__new__(FlowControlServer)
     sent: list[tuple[str, object]] = []

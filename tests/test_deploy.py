@@ -276,7 +276,7 @@ async def test_websockets_pass_through_nginx(recipe: Recipe, name: str) -> None:
 
 
 def test_a_file_on_another_filesystem_is_copied_in_the_same_single_read(tmp_path: Path) -> None:
-    from fileshare import offload
+    from fileshare.fileapi import offload
 
     shm = Path("/dev/shm")
     if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
@@ -296,8 +296,8 @@ def test_a_file_on_another_filesystem_is_copied_in_the_same_single_read(tmp_path
 
 
 def test_adoption_refuses_a_file_over_the_limit_and_stores_nothing(tmp_path: Path) -> None:
-    from fileshare import offload
     from fileshare.exceptions import TooLarge
+    from fileshare.fileapi import offload
 
     body = tmp_path / "0000000002"
     body.write_bytes(b"x" * 1000)

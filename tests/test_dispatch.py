@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from channels.exceptions import StopConsumer
 
-from fileshare.consumers import dispatch_each
+from fileshare.ws.consumers import dispatch_each
 
 
 async def test_events_are_dispatched_one_at_a_time_in_order_until_dispatch_raises() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from fileshare import files
 from fileshare.exceptions import ChecksumMismatch, OwnerLeft, TooLarge
 from fileshare.models import LiveClient, StoredFile
+from fileshare.store import files
 from tests.support.local_storage import local_file_storage
 
 pytestmark = pytest.mark.django_db(transaction=True)

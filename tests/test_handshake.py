@@ -209,7 +209,7 @@ def test_runconcierge_puts_the_startup_heap_out_of_the_collectors_reach_before_i
 
     from django.core.management import call_command
 
-    from fileshare import daphne_support
+    from fileshare.server import daphne_support
 
     frozen_when_serving: list[int] = []
     monkeypatch.setattr(daphne_support, "install", lambda: None)

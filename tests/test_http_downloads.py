@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fileshare.downloads import ByteRange, if_range_holds, parse_range
 from fileshare.exceptions import RangeNotSatisfiable
+from fileshare.fileapi.downloads import ByteRange, if_range_holds, parse_range
 from tests.conftest import s3_client_of, stored_names
 from tests.support.clients import Client, connect
 from tests.support.server import ServerProcess

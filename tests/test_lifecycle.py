@@ -1,4 +1,4 @@
-"""The leave's database steps (fileshare/lifecycle.py), in-process on the test database.
+"""The leave's database steps (fileshare/presence/lifecycle.py), in-process on the test database.
 
 The whole leave sequence over a real socket is covered in test_cleanup.py and
 test_messaging.py; here, which way ``_depart`` goes and what it leaves behind.
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from fileshare import lifecycle
 from fileshare.models import LiveClient, StoredFile
+from fileshare.presence import lifecycle
 from tests.support.local_storage import local_file_storage
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -103,7 +103,7 @@ async def test_a_client_that_held_nothing_has_its_folder_swept_soon_after_it_lef
 async def test_one_folder_that_cannot_be_swept_does_not_keep_the_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from fileshare import storage
+    from fileshare.store import storage
 
     swept: list[str] = []
 

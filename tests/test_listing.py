@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from fileshare import listing
 from fileshare.exceptions import BadName
+from fileshare.pw import listing
 from tests.support.clients import Client, connect
 from tests.support.server import ServerProcess, manage
 
@@ -281,7 +281,7 @@ async def test_a_10000_entry_listing_streams_in_chunks_with_one_seq(
 
 
 def listing_chunk() -> int:
-    from fileshare.handlers import FILE_LIST_CHUNK
+    from fileshare.ws.handlers import FILE_LIST_CHUNK
 
     return FILE_LIST_CHUNK
 

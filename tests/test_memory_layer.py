@@ -1,12 +1,12 @@
-"""fileshare.memory_layer keeps channels' in-memory semantics at a lower cost."""
+"""fileshare.layers.memory_layer keeps channels' in-memory semantics at a lower cost."""
 
 from __future__ import annotations
 
 import pytest
 from channels.exceptions import ChannelFull
 
-from fileshare import memory_layer
-from fileshare.memory_layer import ConciergeMemoryLayer
+from fileshare.layers import memory_layer
+from fileshare.layers.memory_layer import ConciergeMemoryLayer
 
 
 async def test_a_full_channel_refuses_a_send_and_a_group_send_skips_it() -> None:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fileshare import paths
 from fileshare.exceptions import InvalidPath
+from fileshare.store import paths
 
 
 @pytest.mark.parametrize("raw", ["a.txt", "dir/sub/file.bin", "é/ü.txt", "%2e%2e", "a..b", ".hidden", "x" * 255])

@@ -15,7 +15,7 @@ from pw_file import file_pb2
 from pw_status import Status
 
 from concierge_site.settings import env_published
-from fileshare import published
+from fileshare.pw import published
 from tests.support.clients import Client, connect, identify_payload, refused
 from tests.support.server import ServerProcess, base_env, manage, start_server
 from tests.test_pw_rpc import PwFileClient

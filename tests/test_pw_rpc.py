@@ -20,7 +20,7 @@ from pw_rpc.descriptors import Channel, RpcIds
 from pw_rpc.internal import packet_pb2
 from pw_status import Status
 
-from fileshare import listing, pw_rpc
+from fileshare.pw import listing, pw_rpc
 from tests.support.clients import Client, identify_payload
 from tests.support.server import ServerProcess
 from tests.test_listing import bulk_insert, put

@@ -1,4 +1,4 @@
-"""fileshare.redis_layer against a real Redis: two layer objects stand for two processes."""
+"""fileshare.layers.redis_layer against a real Redis: two layer objects stand for two processes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from channels.exceptions import ChannelFull
 
-from fileshare.redis_layer import ConciergeRedisLayer
+from fileshare.layers.redis_layer import ConciergeRedisLayer
 from tests.support.server import REDIS, require
 
 pytestmark = pytest.mark.cluster

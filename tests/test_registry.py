@@ -1,4 +1,4 @@
-"""Registration's database step (fileshare/registry.py), in-process on the test database.
+"""Registration's database step (fileshare/presence/registry.py), in-process on the test database.
 
 The handshake over a real socket is covered in test_handshake.py; here, that the
 written-out INSERT saves exactly the row the ORM would, on either path, and that
@@ -15,9 +15,9 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from fileshare import registry
 from fileshare.exceptions import DuplicateName
 from fileshare.models import LiveClient, ServerInstance
+from fileshare.presence import registry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -660,9 +660,9 @@ def test_an_assembly_claim_locks_the_upload_until_its_process_loses_its_lease(pa
 
     from django.utils import timezone
 
-    from fileshare import resumable
     from fileshare.exceptions import UploadLocked
     from fileshare.models import LiveClient, ResumableUpload, ServerInstance
+    from fileshare.tus import resumable
 
     assembler = ServerInstance.objects.create(hostname="a", pid=1, heartbeat_at=timezone.now())
     row = LiveClient.objects.create(
@@ -702,7 +702,7 @@ def test_an_assembly_claim_locks_the_upload_until_its_process_loses_its_lease(pa
 def test_part_blob_names_name_their_upload() -> None:
     import uuid
 
-    from fileshare import resumable
+    from fileshare.tus import resumable
 
     ident = uuid.uuid4()
     name = f"{resumable.parts_prefix('owner.abc', ident)}/{0:020d}-abcdef"
@@ -713,8 +713,8 @@ def test_part_blob_names_name_their_upload() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_part_shorter_than_recorded_fails_the_assembly(parts_storage: Path) -> None:
-    from fileshare import resumable
     from fileshare.exceptions import FileshareError
+    from fileshare.tus import resumable
 
     (parts_storage / "p").mkdir()
     (parts_storage / "p" / "0").write_bytes(b"abc")

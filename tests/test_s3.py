@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fileshare.s3 import StreamingS3Storage
-from fileshare.storage import CountingReader
+from fileshare.store.s3 import StreamingS3Storage
+from fileshare.store.storage import CountingReader
 from tests.conftest import drop_bucket, new_bucket, s3_client_of, s3_env, stored_names
 from tests.support.clients import connect
 from tests.support.s3server import AWS_ENV_TO_UNSET, S3Server, aws_isolation_env
@@ -201,7 +201,7 @@ def test_storage_layer_moves_a_gib_each_way_in_under_100_mib(s3_server: S3Server
         assert result.returncode == 0, result.stderr[-4000:]
         figures = json.loads(result.stdout)
         print(json.dumps(figures))
-        assert figures["backend"] == "fileshare.s3.StreamingS3Storage"
+        assert figures["backend"] == "fileshare.store.s3.StreamingS3Storage"
         assert figures["size_bytes"] == 1024 * MIB
         assert figures["peak_rss_mib"] < 100, figures
     finally:

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from fileshare import relay
-from fileshare.consumers import ConciergeConsumer
-from fileshare.memory_layer import ConciergeMemoryLayer
+from fileshare.layers.memory_layer import ConciergeMemoryLayer
+from fileshare.ws import relay
+from fileshare.ws.consumers import ConciergeConsumer
 
 
 async def test_a_taker_gets_messages_at_once_only_while_nothing_waits_before_them() -> None:

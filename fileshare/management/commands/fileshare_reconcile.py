@@ -3,7 +3,7 @@
 Deletes orphan blobs (no index row, older than ``--grace`` seconds), index rows
 whose blob is missing and the folders of clients that are gone, and on S3 aborts
 multipart uploads left unfinished; ``--dry-run`` only reports. Safe to run while
-the server serves (``fileshare.reconcile``; docs/storage.md).
+the server serves (``fileshare.store.reconcile``; docs/storage.md).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from fileshare.reconcile import DEFAULT_GRACE, reconcile
+from fileshare.store.reconcile import DEFAULT_GRACE, reconcile
 
 
 class Command(BaseCommand):

@@ -52,7 +52,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         from concierge_site.asgi import application
-        from fileshare import daphne_support
+        from fileshare.server import daphne_support
 
         daphne_support.install()
 

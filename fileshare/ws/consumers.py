@@ -1,0 +1,368 @@
+"""The websocket boundary: handshake, sequence numbers, dispatch, close codes.
+
+``ConciergeConsumer`` is the one place where exceptions become socket actions: a
+HandshakeError before HELLO closes the socket with its close code; after HELLO a
+FileshareError becomes its reply payload and the socket stays open; anything
+unexpected is logged and becomes ERROR_INTERNAL (or close 4000 during the
+handshake). No traceback reaches a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.consumer import AsyncConsumer
+from channels.exceptions import StopConsumer
+from channels.layers import get_channel_layer
+
+from fileshare import conf, protocol
+from fileshare.exceptions import (
+    BadName,
+    BadSecret,
+    BadVersion,
+    FatalDecode,
+    FileshareError,
+    HandshakeError,
+    IdentifyTimeout,
+    NotIdentified,
+    ProtocolError,
+)
+from fileshare.models import LiveClient
+from fileshare.presence import instance, lifecycle, registry
+from fileshare.protocol import CloseCode, JsonObject
+from fileshare.pw import listing, pw_rpc
+from fileshare.ws import relay
+from fileshare.ws.handlers import HANDLERS, Later
+
+logger = logging.getLogger(__name__)
+
+MAX_REPLIES_DUE = 256
+"""Replies waiting for their delivery (handlers.Later) before the consumer stops
+reading frames until they are sent: the sender's window, in frames."""
+
+
+def parse_identify(text: str | None) -> registry.Identity:
+    """Validate the first frame; raise the HandshakeError that names what is wrong."""
+    if text is None:
+        raise NotIdentified("the first frame must be a text IDENTIFY frame, not binary")
+    try:
+        payload = protocol.decode(text)
+    except protocol.DecodeError as exc:
+        raise FatalDecode(str(exc)) from None
+    if payload["type"] != "IDENTIFY":
+        raise NotIdentified(f"the first frame must be IDENTIFY, not {payload['type']}")
+    name = payload.get("name")
+    if not protocol.is_valid_name(name, conf.max_name_length()):
+        raise BadName(f"name must be 1-{conf.max_name_length()} letters, digits or '_'")
+    listing.check_client_name(name)
+    version = payload.get("version")
+    if not protocol.is_compatible_version(version):
+        raise BadVersion(f"version {version!r} is not semver compatible with ^0.2.0")
+    secret = conf.secret()
+    if secret is not None and payload.get("secret") != secret:
+        raise BadSecret("the secret does not match")
+    try:
+        nickname = protocol.field(payload, "nickname", str, optional=True)
+        tags = protocol.string_list(payload, "tags")
+    except protocol.ShapeError as exc:
+        raise FatalDecode(str(exc)) from None
+    return registry.Identity(name=name, nickname=nickname, version=version, tags=tags)
+
+
+Event = dict[str, Any]
+
+
+async def dispatch_each(
+    sources: list[Callable[[], Awaitable[Event]]], dispatch: Callable[[Event], Awaitable[None]], turn: asyncio.Lock
+) -> None:
+    """Pass each event from ``sources`` to ``dispatch``, one at a time (holding ``turn``), until it raises.
+
+    What channels' ``await_many_dispatch`` does, at a third of its cost per event: one
+    long-lived reader per source instead of a new task and an ``asyncio.wait`` per
+    event. A reader takes its next event only once its last one is dispatched, so a
+    busy consumer still pushes back on its sources. While ``turn`` is free, no event
+    is being dispatched.
+    """
+
+    async def read(source: Callable[[], Awaitable[Event]]) -> None:
+        while True:
+            event = await source()
+            async with turn:
+                await dispatch(event)
+
+    readers = [asyncio.ensure_future(read(source)) for source in sources]
+    try:
+        done, _ = await asyncio.wait(readers, return_when=asyncio.FIRST_EXCEPTION)
+        for reader in done:
+            reader.result()
+    finally:
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+
+
+class ConciergeConsumer(AsyncConsumer):
+    """One websocket client on ``/ws``."""
+
+    client: LiveClient
+    seq: int
+
+    def __init__(self) -> None:
+        self.identified = False
+        self.closing = False
+        self.seq = 0
+        self._deadline: asyncio.TimerHandle | None = None
+        self._due: collections.deque[tuple[int, JsonObject | Later]] = collections.deque()
+        self._replier: asyncio.Task[None] | None = None
+        self._turn = asyncio.Lock()
+        self._send_now: Callable[[str], bool] | None = None
+        self._left = False
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Event]], send: Any) -> None:
+        # AsyncConsumer.__call__ with dispatch_each in place of await_many_dispatch.
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        sources = [receive]
+        detach: Callable[[], None] | None = None
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+            sources.append(self.channel_receive)
+            self._send_now = scope.get("extensions", {}).get(relay.SEND_TEXT_NOW)
+            attach = getattr(self.channel_layer, "attach", None)
+            if self._send_now is not None and attach is not None:
+                attach(self.channel_name, self._take_frame)
+                detach = functools.partial(self.channel_layer.detach, self.channel_name)
+        self.base_send = send
+        try:
+            with contextlib.suppress(StopConsumer):
+                await dispatch_each(sources, self.dispatch, self._turn)
+        except Exception:
+            # Handlers answer their own failures (ERROR_INTERNAL); what gets here broke the
+            # consumer itself, e.g. the channel layer during a broadcast.
+            logger.exception("the consumer of %s failed; closing its socket", self._who())
+            await self._fail()
+        finally:
+            if detach is not None:
+                detach()
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' dispatch hops to a thread (close_old_connections) before every
+        # message; our database calls manage their connections in their own hop.
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    # -- websocket events ---------------------------------------------------------------
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        offered = self.scope.get("subprotocols") or []
+        chosen = conf.SUBPROTOCOL if conf.SUBPROTOCOL in offered else None
+        # Accept first, always: daphne turns a close before accept into HTTP 403.
+        await self.send({"type": "websocket.accept", "subprotocol": chosen})
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.call_later(conf.identify_timeout(), self._identify_expired)
+
+    def _identify_expired(self) -> None:
+        if not self.identified and not self.closing:
+            asyncio.ensure_future(self._refuse(IdentifyTimeout(f"no IDENTIFY within {conf.identify_timeout():g} s")))
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        if self.closing:
+            return
+        if not self.identified:
+            await self._identify(message.get("text"))
+            return
+        text = message.get("text")
+        if text is None:
+            # A binary frame is one pw_rpc packet (docs/pw_file.md): answered in kind, not counted in seq.
+            async for frame in pw_rpc.answer(self.client, message.get("bytes") or b""):
+                key = "bytes" if isinstance(frame, bytes) else "text"
+                await self.send({"type": "websocket.send", key: frame})
+            return
+        number = self.seq
+        self.seq += 1
+        reply = await self._handle(text)
+        if isinstance(reply, Later) and reply.pending.done() and not self._due:
+            reply = self._settled(reply)
+        if isinstance(reply, Later) or self._due:
+            await self._reply_later(number, reply)
+            return
+        reply.setdefault("seq", number)
+        await self.send_payload(reply)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        self.closing = True
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._abandon_replies()
+        await self._leave(f"socket closed ({message.get('code')})")
+        raise StopConsumer()
+
+    async def _leave(self, reason: str) -> None:
+        """The client leaves (once): its row, services, subscriptions and files go."""
+        if not self.identified or self._left:
+            return
+        self._left = True
+        registry.local.remove(self.client)
+        try:
+            await lifecycle.leave(self.client.pk, reason)
+        except Exception:
+            logger.exception("leave failed for %s; the lease sweeper will finish it", self.client.name)
+
+    async def _fail(self) -> None:
+        """After an unexpected failure: close the socket (4000, internal error) and leave,
+        so that no registration outlives its consumer."""
+        self._abandon_replies()
+        with contextlib.suppress(Exception):
+            await self.close(int(CloseCode.UNKNOWN), "internal error")
+        await self._leave("the server failed serving it")
+
+    def _who(self) -> str:
+        return self.client.name if self.identified else "a client not identified yet"
+
+    # -- channel layer events -------------------------------------------------------------
+
+    async def fileshare_frame(self, message: dict[str, Any]) -> None:
+        """A payload relayed from another client or a broadcast."""
+        if self.identified and not self.closing:
+            await self.send({"type": "websocket.send", "text": message["text"]})
+
+    def _take_frame(self, message: dict[str, Any]) -> bool:
+        """``fileshare_frame`` at once, in the sender's call, when nothing is before it.
+
+        The layer offers a message here only while this channel's queue is empty; with
+        no event being dispatched either (``_turn`` free), it is next in order. False
+        leaves it to the queue: another event type, a handshake or dispatch under way,
+        or a socket that has not drained (the queued path waits for it).
+        """
+        if message["type"] != "fileshare.frame" or self._turn.locked() or not self.identified or self.closing:
+            return False
+        assert self._send_now is not None
+        return self._send_now(message["text"])
+
+    async def fileshare_forget(self, message: dict[str, Any]) -> None:
+        """A client somewhere started to leave: this process must not route to it any more."""
+        registry.remote.forget(str(message["name"]), str(message["public_id"]))
+
+    async def fileshare_kick(self, message: dict[str, Any]) -> None:
+        """Close the socket on request (dashboard, lapsed lease)."""
+        await self.close(int(message["code"]), str(message.get("reason", "")))
+
+    # -- handshake and dispatch -----------------------------------------------------------
+
+    async def _identify(self, text: str | None) -> None:
+        try:
+            identity = parse_identify(text)
+            instance_id = await instance.current.ensure_started()
+            self.client = await registry.register(identity, self.channel_name, instance_id)
+        except HandshakeError as exc:
+            await self._refuse(exc)
+            return
+        except Exception:
+            logger.exception("IDENTIFY failed")
+            await self._refuse(FileshareError("internal error during IDENTIFY"))
+            return
+        self.identified = True
+        if self._deadline is not None:
+            self._deadline.cancel()
+        registry.local.add(self.client)
+        info = self.client.info()
+        await self.send_payload(
+            {"type": "HELLO", "uuid": str(self.client.key), "version": conf.SERVER_VERSION, "client": info}
+        )
+        # Everyone already present hears of the newcomer; then it joins the group.
+        await relay.broadcast({"type": "CLIENT_JOINED", "client": info})
+        await relay.join(self.channel_name)
+        await relay.notify_dashboard("client_joined", client=identity.name)
+        logger.info("client %s identified", identity.name)
+
+    async def _handle(self, text: str) -> JsonObject | Later:
+        try:
+            payload = protocol.decode(text)
+            handler = HANDLERS.get(payload["type"])
+            if handler is None:
+                return {"type": "ERROR_UNSUPPORTED", "desc": f"unsupported payload type {payload['type']!r}"}
+            if payload["type"] != "MESSAGE" and self._due:
+                # Other handlers may send frames of their own: earlier replies go first.
+                await self._replies_sent()
+            return await handler(self, payload)
+        except (protocol.DecodeError, protocol.ShapeError) as exc:
+            return ProtocolError(str(exc)).payload()
+        except FileshareError as exc:
+            return exc.payload()
+        except Exception:
+            logger.exception("handler failed for a frame from %s", self.client.name)
+            return FileshareError("internal error; the request was not completed").payload()
+
+    # -- replies that wait for a delivery ----------------------------------------------------
+
+    def _settled(self, later: Later) -> JsonObject:
+        """The reply a completed Later stands for."""
+        try:
+            later.pending.result()
+        except FileshareError as exc:
+            return exc.payload()
+        except Exception:
+            logger.exception("a delivery for %s failed", self.client.name)
+            return FileshareError("internal error; the message was not delivered").payload()
+        return dict(later.reply)
+
+    async def _reply_later(self, number: int, reply: JsonObject | Later) -> None:
+        """Queue a reply behind the ones still due; replies go out in frame order."""
+        self._due.append((number, reply))
+        if self._replier is None or self._replier.done():
+            self._replier = asyncio.ensure_future(self._send_due())
+        if len(self._due) >= MAX_REPLIES_DUE:
+            await self._replies_sent()
+
+    async def _replies_sent(self) -> None:
+        if self._replier is not None and not self._replier.done():
+            await asyncio.wait([self._replier])
+
+    async def _send_due(self) -> None:
+        while self._due and not self.closing:
+            number, reply = self._due[0]
+            if isinstance(reply, Later):
+                await asyncio.wait([reply.pending])
+                reply = self._settled(reply)
+            reply.setdefault("seq", number)
+            await self.send_payload(reply)
+            # Only now: a reply handled meanwhile must not overtake this one (the send may wait).
+            self._due.popleft()
+
+    def _abandon_replies(self) -> None:
+        """The socket is gone: the deliveries go on, their replies are dropped."""
+        if self._replier is not None:
+            self._replier.cancel()
+        for _, reply in self._due:
+            if isinstance(reply, Later):
+                # Retrieve the outcome so that asyncio does not log it as never retrieved.
+                reply.pending.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._due.clear()
+
+    async def _refuse(self, exc: FileshareError) -> None:
+        if self.closing:
+            return
+        logger.info("handshake refused (%s): %s", int(exc.close_code), exc.detail)
+        await self.close(int(exc.close_code), exc.detail)
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close the socket with ``code``; the reason is truncated to fit a close frame."""
+        if self.closing:
+            return
+        self.closing = True
+        await self.send({"type": "websocket.close", "code": code, "reason": reason.encode()[:120].decode(errors="ignore")})
+
+    async def send_payload(self, payload: JsonObject) -> None:
+        await self.send({"type": "websocket.send", "text": protocol.encode(payload)})
+
+
+__all__ = ["CloseCode", "ConciergeConsumer", "parse_identify"]
