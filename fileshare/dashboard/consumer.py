@@ -54,7 +54,7 @@ def close_sockets_on_logout(sender: Any, request: HttpRequest | None, user: Any,
     async_to_sync(layer.group_send)(user_group(user.pk), message)
 
 
-user_logged_out.connect(close_sockets_on_logout, dispatch_uid="fileshare.dashboard.state.logout")
+user_logged_out.connect(close_sockets_on_logout, dispatch_uid="fileshare.dashboard.logout")
 
 
 class DashboardConsumer(AsyncWebsocketConsumer):

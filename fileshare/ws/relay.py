@@ -20,7 +20,7 @@ from fileshare.protocol import JsonObject, encode
 CLIENTS_GROUP = "fileshare.clients"
 """Every identified client's channel."""
 
-DASHBOARD_GROUP = "fileshare.dashboard.state"
+DASHBOARD_GROUP = "fileshare.dashboard"
 """Every open dashboard page's channel."""
 
 SEND_TEXT_NOW = "fileshare.send_text_now"
@@ -139,4 +139,4 @@ async def part(channel_name: str) -> None:
 
 async def notify_dashboard(event: str, **data: Any) -> None:
     """Tell open dashboards that something changed (``event`` names what)."""
-    await _layer().group_send(DASHBOARD_GROUP, {"type": "fileshare.dashboard.state", "event": event, **data})
+    await _layer().group_send(DASHBOARD_GROUP, {"type": "fileshare.dashboard", "event": event, **data})
