@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import CheckMessage, Error, Warning, register
 
-from fileshare import conf
+from fileshare import conf, upstream
 
 
 @register()
@@ -41,3 +41,37 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             errors.append(Error(f"{name} must be positive, not {value}.", id="fileshare.E002"))
     return errors
 
+
+
+@register()
+def check_upstream_parts(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """fileshare.E101/E102/W101: the dependency parts the concierge patches are as reviewed.
+
+    E101: a part is gone; E102: its source changed since it was reviewed; W101: a guarded
+    distribution is not the version the parts were reviewed with (fileshare/upstream.py).
+    """
+    messages: list[CheckMessage] = []
+    for problem in upstream.problems():
+        part = problem.part
+        messages.append(
+            Error(
+                f"{part.name}: {problem.detail}. {part.where} relies on it ({part.how}).",
+                hint=(
+                    "Install the versions pinned in requirements.txt, or review the change against "
+                    f"{part.where} (docs/patches.md), then update fileshare/upstream.py "
+                    "(`python -m fileshare.upstream` prints the installed digests)."
+                ),
+                id="fileshare.E102" if problem.changed else "fileshare.E101",
+            )
+        )
+    for distribution, version in upstream.installed_versions().items():
+        if version != upstream.TESTED_WITH[distribution]:
+            messages.append(
+                Warning(
+                    f"{distribution} {version} is installed; the concierge's patches were reviewed with "
+                    f"{upstream.TESTED_WITH[distribution]}.",
+                    hint="The parts it relies on still check out (no fileshare.E101/E102); see docs/patches.md.",
+                    id="fileshare.W101",
+                )
+            )
+    return messages
