@@ -225,14 +225,26 @@ FILESHARE_PUBLIC_ID_IS_KEY = env_bool("FILESHARE_PUBLIC_ID_IS_KEY", False)
 # unfinished upload is kept after its last PATCH (seconds).
 FILESHARE_TUS_MAX_CHUNK_BYTES = env_int("FILESHARE_TUS_MAX_CHUNK_BYTES", 64 * 1024 * 1024)
 FILESHARE_TUS_EXPIRY = env_number("FILESHARE_TUS_EXPIRY", 24 * 3600)
+# /metrics (docs/metrics.md): who may read it without the token, and the token.
+FILESHARE_METRICS_ALLOW = env("FILESHARE_METRICS_ALLOW", "127.0.0.0/8,::1")
+FILESHARE_METRICS_TOKEN = env("FILESHARE_METRICS_TOKEN", "")
 
 # -- Logging: one line per event, never a key. --------------------------------------
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "fileshare.observe.jsonlog.JsonFormatter"},
+    },
+    # CONCIERGE_LOG_FORMAT=json: one JSON object per line, for log shippers.
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if env("CONCIERGE_LOG_FORMAT", "plain") == "json" else "plain",
+        }
+    },
     "root": {"handlers": ["console"], "level": env("CONCIERGE_LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }

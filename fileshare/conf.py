@@ -6,6 +6,7 @@ tests. Each function documents its default; the README's settings table repeats 
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
 from django.conf import settings
@@ -188,3 +189,19 @@ def trusted_upload_dir() -> str | None:
     if not str(value).startswith("/"):
         raise ImproperlyConfigured(f"FILESHARE_TRUSTED_UPLOAD_DIR={value!r}: expected an absolute path")
     return str(value).rstrip("/") or "/"
+
+
+def metrics_token() -> str:
+    """Bearer token that lets any address read ``/metrics``; "" (default) means none does."""
+    return str(_get("FILESHARE_METRICS_TOKEN", "") or "")
+
+
+def metrics_allow() -> list[IPv4Network | IPv6Network]:
+    """Networks that read ``/metrics`` without the token: ``FILESHARE_METRICS_ALLOW``, a list
+    or comma-separated string of addresses or CIDRs. Default loopback (127.0.0.0/8, ::1)."""
+    value = _get("FILESHARE_METRICS_ALLOW", "127.0.0.0/8,::1")
+    items = value.split(",") if isinstance(value, str) else list(value)
+    try:
+        return [ip_network(item.strip(), strict=False) for item in items if item.strip()]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"FILESHARE_METRICS_ALLOW: {exc}") from exc

@@ -7,6 +7,7 @@ from django.urls import path, re_path, register_converter
 from fileshare.dashboard import views as dashboard_views
 from fileshare.fileapi import views
 from fileshare.fileapi.converters import AnyPathConverter
+from fileshare.observe.endpoint import metrics_view
 from fileshare.tus import views as tus_views
 
 register_converter(AnyPathConverter, "anypath")
@@ -32,4 +33,6 @@ urlpatterns = [
     re_path(r"^tus/?$", tus_views.discovery_view, name="tus"),
     re_path(r"^tus/(?P<client_name>[^/]+)/?$", tus_views.creation_view, name="tus-create"),
     path("tus/<str:client_name>/<str:upload_id>", tus_views.upload_view, name="tus-upload"),
+    # Prometheus metrics (docs/metrics.md): loopback, or FILESHARE_METRICS_TOKEN.
+    path("metrics", metrics_view, name="metrics"),
 ]

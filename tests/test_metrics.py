@@ -1,0 +1,76 @@
+"""/metrics in Prometheus text format, who may read it, and JSON log lines without secrets."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import Spawn
+from tests.support.clients import connect
+from tests.support.server import ServerProcess
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of an exposition, keyed by name and sorted labels."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+async def test_loopback_reads_metrics_in_prometheus_text_format(server: ServerProcess, name: str) -> None:
+    client = await connect(server.ws_url, name)
+    try:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            put = await http.put(f"/fs/{name}/a.bin", content=b"12345", headers={"Authorization": client.key})
+            assert put.status_code == 201
+            scrape = await http.get("/metrics")
+    finally:
+        await client.close()
+    assert scrape.status_code == 200
+    assert scrape.headers["content-type"].startswith("text/plain; version=0.0.4")
+    values = samples(scrape.text)
+    assert values[("concierge_storage_files", ())] >= 1
+    assert values[("concierge_storage_bytes", ())] >= 5
+    assert all(name.startswith("concierge_") or name.startswith(("python_", "process_")) for name, _ in values)
+    assert client.key not in scrape.text and name not in scrape.text  # labels never name a client
+
+
+async def test_other_addresses_need_the_token(spawn: Spawn) -> None:
+    # Loopback is not in the list here, so the test client stands for a remote address.
+    server = spawn(FILESHARE_METRICS_ALLOW="10.0.0.0/8", FILESHARE_METRICS_TOKEN="s3cret-token")
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        refused = await http.get("/metrics")
+        wrong = await http.get("/metrics", headers={"Authorization": "Bearer nope"})
+        granted = await http.get("/metrics", headers={"Authorization": "Bearer s3cret-token"})
+    assert refused.status_code == 403 and wrong.status_code == 403
+    assert refused.json()["error"] == "forbidden"
+    assert "FILESHARE_METRICS_ALLOW" in refused.json()["detail"]
+    assert granted.status_code == 200 and "concierge_clients_connected" in granted.text
+
+
+async def test_no_token_and_no_allowed_address_means_nobody(spawn: Spawn) -> None:
+    server = spawn(FILESHARE_METRICS_ALLOW="10.0.0.0/8")
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        assert (await http.get("/metrics", headers={"Authorization": "Bearer x"})).status_code == 403
+        assert (await http.get("/metrics")).status_code == 403
+
+
+async def test_json_log_lines_carry_the_fields_and_never_a_key(spawn: Spawn, name: str) -> None:
+    server = spawn(CONCIERGE_LOG_FORMAT="json")
+    client = await connect(server.ws_url, name)
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        await http.put(f"/fs/{name}/a.bin", content=b"x", headers={"Authorization": client.key})
+        await http.get(f"/fs/{name}/a.bin", headers={"Authorization": "not-a-key"})
+    await client.request({"type": "MESSAGE", "target": {"type": "NAME", "name": "nobody"}, "data": 1})
+    await client.close()
+    lines = [line for line in server.log().splitlines() if line.startswith("{")]
+    assert lines, server.log()
+    records = [json.loads(line) for line in lines]
+    for record in records:
+        assert {"time", "level", "logger", "event", "process"} <= record.keys()
+    assert any(name in record["event"] for record in records)  # the session was logged
+    assert client.key not in server.log()
