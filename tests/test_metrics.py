@@ -74,3 +74,41 @@ async def test_json_log_lines_carry_the_fields_and_never_a_key(spawn: Spawn, nam
         assert {"time", "level", "logger", "event", "process"} <= record.keys()
     assert any(name in record["event"] for record in records)  # the session was logged
     assert client.key not in server.log()
+
+
+async def test_a_scripted_session_moves_each_counter_by_exactly_its_share(spawn: Spawn, name: str) -> None:
+    server = spawn()
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        before = samples((await http.get("/metrics")).text)
+        alice = await connect(server.ws_url, name + "_a")
+        bob = await connect(server.ws_url, name + "_b")
+        sent = await alice.request({"type": "MESSAGE", "target": {"type": "NAME", "name": bob.name}, "data": "hi"})
+        assert sent["type"] == "OK"
+        await bob.expect("MESSAGE")
+        refused = await alice.request({"type": "MESSAGE", "target": {"type": "NAME", "name": "nobody"}, "data": 1})
+        assert refused["type"] == "INVALID_NAME"
+        put = await http.put(f"/fs/{alice.name}/a.bin", content=b"12345", headers={"Authorization": alice.key})
+        assert put.status_code == 201
+        missing = await http.get(f"/fs/{alice.name}/none.bin", headers={"Authorization": bob.key})
+        assert missing.status_code == 404
+        await bob.close()
+        await alice.expect("CLIENT_LEFT")
+        after = samples((await http.get("/metrics")).text)
+        await alice.close()
+
+    def moved(metric: str, **labels: str) -> float:
+        key = (metric, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert moved("concierge_handshakes_total", outcome="hello") == 2
+    assert moved("concierge_handshake_seconds_count") == 2
+    assert moved("concierge_clients_connected") == 1  # alice still there when scraped
+    assert moved("concierge_messages_relayed_total", target="NAME") == 2
+    assert moved("concierge_messages_refused_total", reply="INVALID_NAME") == 1
+    assert moved("concierge_disconnects_total", code="1000") == 1
+    assert moved("concierge_leaves_total") == 1
+    assert moved("concierge_leave_seconds_count") == 1
+    assert moved("concierge_http_requests_total", route="fileshare:file", method="PUT", status="201") == 1
+    assert moved("concierge_http_requests_total", route="fileshare:file", method="GET", status="404") == 1
+    assert moved("concierge_http_requests_total", route="fileshare:metrics", method="GET", status="200") == 1
+    assert moved("concierge_frames_received_total") >= 4  # two IDENTIFYs, two MESSAGEs

@@ -43,6 +43,7 @@ HANDSHAKE_SECONDS = Histogram(
     buckets=_FAST,
 )
 FRAMES_IN = Counter("concierge_frames_received_total", "Websocket text and binary frames received from clients.")
+# Text frames are counted in characters (bytes for the ASCII JSON most clients send), binary ones in bytes.
 FRAMES_OUT = Counter("concierge_frames_sent_total", "Websocket frames sent to clients.")
 BYTES_IN = Counter("concierge_frame_bytes_received_total", "Bytes of websocket frames received from clients.")
 BYTES_OUT = Counter("concierge_frame_bytes_sent_total", "Bytes of websocket frames sent to clients.")

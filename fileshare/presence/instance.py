@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from fileshare import conf
 from fileshare.models import LiveClient, ServerInstance
+from fileshare.observe import metrics
 from fileshare.presence.lifecycle import leave
 from fileshare.presence.registry import db, local
 from fileshare.protocol import CloseCode
@@ -111,6 +112,7 @@ async def sweep(exclude: uuid.UUID | None = None) -> int:
     count = 0
     for instance_id, client_ids in await db(_claim_expired)(exclude):
         logger.warning("server process %s stopped renewing its lease; removing its %d clients", instance_id, len(client_ids))
+        metrics.LEASE_SWEEPS.inc()
         for client_id in client_ids:
             if await leave(client_id, "its server process died", force=True):
                 count += 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from fileshare.models import LiveClient, ResumableUpload, Service, StoredFile, Subscription, UploadPart
+from fileshare.observe import metrics
 from fileshare.presence import trips
 from fileshare.presence.registry import db, service_info
 from fileshare.store import storage
@@ -320,6 +322,7 @@ async def leave(client_id: int, reason: str, *, force: bool = False) -> bool:
     FolderSweeper) is swept in a batch soon after. Clients leaving at once share the
     first trip (``Departures``).
     """
+    started = time.perf_counter()
     departure: Departure | None = await (db(_depart)(client_id, True) if force else departures.submit(client_id))
     if departure is None:
         return False
@@ -347,5 +350,7 @@ async def leave(client_id: int, reason: str, *, force: bool = False) -> bool:
         await sync_to_async(storage.delete_folder, thread_sensitive=False)(departure.folder)
         await db(_release)(client_id)
     await relay.broadcast({"type": "CLIENT_LEFT", "client": info})
+    metrics.LEAVES.inc()
+    metrics.LEAVE_SECONDS.observe(time.perf_counter() - started)
     await relay.notify_dashboard("client_left", client=info["name"])
     return True

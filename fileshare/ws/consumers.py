@@ -14,6 +14,7 @@ import collections
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,6 +35,7 @@ from fileshare.exceptions import (
     ProtocolError,
 )
 from fileshare.models import LiveClient
+from fileshare.observe import metrics
 from fileshare.presence import instance, lifecycle, registry
 from fileshare.protocol import CloseCode, JsonObject
 from fileshare.pw import listing, pw_rpc
@@ -107,6 +109,12 @@ async def dispatch_each(
         await asyncio.gather(*readers, return_exceptions=True)
 
 
+REFUSALS = frozenset(
+    {"BAD", "INVALID_NAME", "INVALID_UUID", "INVALID_SERVICE", "ERROR_PROTOCOL", "ERROR_UNSUPPORTED", "ERROR_INTERNAL"}
+)
+"""Reply types that refuse a payload (counted by reply type in the metrics)."""
+
+
 class ConciergeConsumer(AsyncConsumer):
     """One websocket client on ``/ws``."""
 
@@ -175,6 +183,8 @@ class ConciergeConsumer(AsyncConsumer):
             asyncio.ensure_future(self._refuse(IdentifyTimeout(f"no IDENTIFY within {conf.identify_timeout():g} s")))
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
+        metrics.FRAMES_IN.inc()
+        metrics.BYTES_IN.inc(len(message.get("text") or message.get("bytes") or ""))
         if self.closing:
             return
         if not self.identified:
@@ -200,6 +210,9 @@ class ConciergeConsumer(AsyncConsumer):
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         self.closing = True
+        if self.identified:
+            metrics.DISCONNECTS.labels(str(message.get("code") or 1006)).inc()
+            metrics.CLIENTS.dec()
         if self._deadline is not None:
             self._deadline.cancel()
         self._abandon_replies()
@@ -246,7 +259,11 @@ class ConciergeConsumer(AsyncConsumer):
         if message["type"] != "fileshare.frame" or self._turn.locked() or not self.identified or self.closing:
             return False
         assert self._send_now is not None
-        return self._send_now(message["text"])
+        if not self._send_now(message["text"]):
+            return False
+        metrics.FRAMES_OUT.inc()
+        metrics.BYTES_OUT.inc(len(message["text"]))
+        return True
 
     async def fileshare_forget(self, message: dict[str, Any]) -> None:
         """A client somewhere started to leave: this process must not route to it any more."""
@@ -259,6 +276,7 @@ class ConciergeConsumer(AsyncConsumer):
     # -- handshake and dispatch -----------------------------------------------------------
 
     async def _identify(self, text: str | None) -> None:
+        started = time.perf_counter()
         try:
             identity = parse_identify(text)
             instance_id = await instance.current.ensure_started()
@@ -278,6 +296,9 @@ class ConciergeConsumer(AsyncConsumer):
         await self.send_payload(
             {"type": "HELLO", "uuid": str(self.client.key), "version": conf.SERVER_VERSION, "client": info}
         )
+        metrics.CLIENTS.inc()
+        metrics.HANDSHAKES.labels("hello").inc()
+        metrics.HANDSHAKE_SECONDS.observe(time.perf_counter() - started)
         # Everyone already present hears of the newcomer; then it joins the group.
         await relay.broadcast({"type": "CLIENT_JOINED", "client": info})
         await relay.join(self.channel_name)
@@ -352,6 +373,7 @@ class ConciergeConsumer(AsyncConsumer):
         if self.closing:
             return
         logger.info("handshake refused (%s): %s", int(exc.close_code), exc.detail)
+        metrics.HANDSHAKES.labels(str(int(exc.close_code))).inc()
         await self.close(int(exc.close_code), exc.detail)
 
     async def close(self, code: int, reason: str) -> None:
@@ -362,7 +384,15 @@ class ConciergeConsumer(AsyncConsumer):
         await self.send({"type": "websocket.close", "code": code, "reason": reason.encode()[:120].decode(errors="ignore")})
 
     async def send_payload(self, payload: JsonObject) -> None:
+        if payload["type"] in REFUSALS:
+            metrics.REFUSED.labels(payload["type"]).inc()
         await self.send({"type": "websocket.send", "text": protocol.encode(payload)})
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "websocket.send":
+            metrics.FRAMES_OUT.inc()
+            metrics.BYTES_OUT.inc(len(message.get("text") or message.get("bytes") or ""))
+        await self.base_send(message)
 
 
 __all__ = ["CloseCode", "ConciergeConsumer", "parse_identify"]

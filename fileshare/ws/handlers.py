@@ -26,6 +26,7 @@ from fileshare.exceptions import (
     ProtocolError,
 )
 from fileshare.models import LiveClient, Service, Subscription
+from fileshare.observe import metrics
 from fileshare.presence import registry
 from fileshare.presence.registry import db, service_info
 from fileshare.protocol import JsonObject, field
@@ -99,10 +100,16 @@ def _owned_service(service_name: str, sender_id: int) -> dict[str, Any]:
     return service_info(service)
 
 
+TARGET_TYPES = frozenset({"NAME", "UUID", "SERVICE", "SERVICE_CLIENT_UUID", "ALL"})
+"""MESSAGE target types (the metrics' label values)."""
+
+
 @handles("MESSAGE")
 async def message(session: Session, payload: JsonObject) -> JsonObject | Later:
     target = field(payload, "target", dict)
     kind = field(target, "type", str)
+    if kind in TARGET_TYPES:
+        metrics.RELAYED.labels(kind).inc()
     origin: dict[str, Any] = session.client.info()
     out: JsonObject = {"type": "MESSAGE", "target": target, "data": payload.get("data"), "origin": origin}
     if kind == "NAME":
