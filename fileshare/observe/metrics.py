@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
@@ -135,13 +136,31 @@ def timed(histogram: Histogram) -> Iterator[None]:
 def exposition() -> bytes:
     """The text format of every metric: this process's, or all processes' in multiprocess mode."""
     if MULTIPROCESS:
+        forget_dead_processes()
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
     return generate_latest()
 
 
-def process_exited(pid: int) -> None:
-    """Forget a process's live gauges (multiprocess mode), when it stops."""
-    if MULTIPROCESS:
-        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+def forget_dead_processes() -> None:
+    """Drop the live gauges of processes that have ended (multiprocess mode).
+
+    A process that stopped, was killed, or only ran a management command (``migrate``
+    imports the app too) leaves its files behind; its counters still count in the sums,
+    its gauges must not.
+    """
+    for path in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("gauge_live*_*.db"):
+        pid = int(path.stem.rpartition("_")[2]) if path.stem.rpartition("_")[2].isdigit() else None
+        if pid is not None and not _alive(pid):
+            multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
