@@ -112,3 +112,20 @@ async def test_a_scripted_session_moves_each_counter_by_exactly_its_share(spawn:
     assert moved("concierge_http_requests_total", route="fileshare:file", method="GET", status="404") == 1
     assert moved("concierge_http_requests_total", route="fileshare:metrics", method="GET", status="200") == 1
     assert moved("concierge_frames_received_total") >= 4  # two IDENTIFYs, two MESSAGEs
+
+
+def test_the_grafana_dashboard_only_charts_metrics_that_exist() -> None:
+    import re
+
+    from prometheus_client import REGISTRY
+
+    from tests.support.server import REPO
+
+    dashboard = json.loads((REPO / "deploy" / "grafana-dashboard.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    used = {re.sub(r"_(bucket|total|count|sum)$", "", name) for e in exprs for name in re.findall(r"concierge_\w+", e)}
+    import fileshare.observe.metrics  # noqa: F401  (registers them)
+
+    defined = {metric.name for metric in REGISTRY.collect() if metric.name.startswith("concierge_")}
+    assert used and used <= defined, used - defined
+    assert defined <= used, f"metrics without a chart: {defined - used}"
