@@ -31,7 +31,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench import files, flood, handshake, relay, servers  # noqa: E402
+from bench import files, flood, handshake, relay, scale, servers  # noqa: E402
 from bench.report import SECTIONS, Results, write  # noqa: E402
 from tests.support.nginx import find_nginx  # noqa: E402
 
@@ -51,6 +51,10 @@ class Sizes:
     latency: int
     flood_total: int
     flood_cluster_total: int
+    crowd: int = 5000
+    crowd_join: int = 1000
+    joins: int = 30
+    broadcasts: int = 200
     slow_rate: int = 100_000_000  # bytes/s: "a client reading at 100 MB/s"
 
 
@@ -75,6 +79,10 @@ QUICK = Sizes(
     latency=200,
     flood_total=20_000,
     flood_cluster_total=2_000,
+    crowd=500,
+    crowd_join=200,
+    joins=10,
+    broadcasts=50,
 )
 
 
@@ -166,8 +174,13 @@ def bench_handshake(results: Results, sizes: Sizes, work: Path) -> None:
         for run in range(sizes.runs):
             plain_seq = asyncio.run(handshake.sequential(plain.ws_url, sizes.sequential))
             plain_burst, _ = asyncio.run(handshake.burst(plain.ws_url, sizes.burst))
-            results.add("handshake.daphne_floor.sequential_per_s", asyncio.run(handshake.sequential(floor.ws_url, sizes.sequential)))
-            results.add("handshake.daphne_floor.burst_per_s", asyncio.run(handshake.burst(floor.ws_url, sizes.burst))[0])
+            results.add(
+                "handshake.daphne_floor.sequential_per_s",
+                asyncio.run(handshake.sequential(floor.ws_url, sizes.sequential)),
+            )
+            results.add(
+                "handshake.daphne_floor.burst_per_s", asyncio.run(handshake.burst(floor.ws_url, sizes.burst))[0]
+            )
             seq = asyncio.run(handshake.sequential(server.ws_url, sizes.sequential))
             burst, succeeded = asyncio.run(handshake.burst(server.ws_url, sizes.burst))
             results.add("handshake.plain.sequential_per_s", plain_seq)
@@ -219,6 +232,46 @@ def bench_cluster(results: Results, sizes: Sizes, work: Path) -> None:
                 f"cluster run {run + 1}: {rate.msg_s:.0f} msg/s across processes (plain {plain_rate.msg_s:.0f}), "
                 f"p50 {lat.p50_ms:.2f} ms p99 {lat.p99_ms:.2f} ms"
             )
+    # Handshakes on the production recipe: nginx, two processes, PostgreSQL and Redis.
+    with servers.plain_relay(work / "recipe-plain") as plain, servers.recipe(work / "cluster-recipe") as recipe:
+        for run in range(sizes.runs):
+            plain_seq = asyncio.run(handshake.sequential(plain.ws_url, sizes.sequential))
+            seq = asyncio.run(handshake.sequential(recipe.ws_url, sizes.sequential))
+            results.add("cluster.plain.handshake_sequential_per_s", plain_seq)
+            results.add("cluster.recipe.handshake_sequential_per_s", seq)
+            log(f"cluster run {run + 1}: recipe handshakes {seq:.0f}/s one after another (plain {plain_seq:.0f}/s)")
+
+
+def bench_scale(results: Results, sizes: Sizes, work: Path) -> None:
+    limit = scale.raise_file_limit(2 * sizes.crowd + 1000)  # the clients' sockets and the server's
+    if limit < 2 * sizes.crowd + 100:
+        results.notes.append(f"scale: the open-file limit ({limit}) caps the crowd below {sizes.crowd} clients")
+    for run in range(sizes.runs):
+        with servers.plain_relay(work / f"scale-plain{run}", announce=True) as plain:
+            plain_crowd = asyncio.run(scale.crowd(plain.ws_url, plain.proc.pid, sizes.crowd))
+            plain_joins = asyncio.run(scale.join_latency(plain.ws_url, sizes.crowd_join, sizes.joins))
+            plain_rate = asyncio.run(scale.broadcast(plain.ws_url, sizes.crowd_join, sizes.broadcasts))
+        with servers.run_command(work / f"scale-run{run}") as server:
+            held = asyncio.run(scale.crowd(server.ws_url, server.pid, sizes.crowd))
+            joins = asyncio.run(scale.join_latency(server.ws_url, sizes.crowd_join, sizes.joins))
+            rate = asyncio.run(scale.broadcast(server.ws_url, sizes.crowd_join, sizes.broadcasts))
+        results.add("scale.crowd.clients", held.held)
+        results.add("scale.crowd.listed", held.listed)
+        results.add("scale.crowd.rss_per_client_kib", held.rss_per_client_kib)
+        results.add("scale.crowd.join_seconds", held.join_seconds)
+        results.add("scale.plain.crowd_rss_per_client_kib", plain_crowd.rss_per_client_kib)
+        results.add("scale.plain.crowd_join_seconds", plain_crowd.join_seconds)
+        results.add("scale.join.p99_ms", scale.p99(joins))
+        results.add("scale.plain.join_p99_ms", scale.p99(plain_joins))
+        results.add("scale.broadcast.deliveries_s", rate)
+        results.add("scale.plain.broadcast_deliveries_s", plain_rate)
+        log(
+            f"scale run {run + 1}: {held.held} of {sizes.crowd} held ({held.listed} listed), "
+            f"{held.rss_per_client_kib:.1f} KiB each (plain {plain_crowd.rss_per_client_kib:.1f}), "
+            f"joined in {held.join_seconds:.1f} s (plain {plain_crowd.join_seconds:.1f}); "
+            f"join into {sizes.crowd_join}: p99 {scale.p99(joins):.1f} ms (plain {scale.p99(plain_joins):.1f}); "
+            f"broadcast {rate:.0f} deliveries/s (plain {plain_rate:.0f})"
+        )
 
 
 def bench_flood(results: Results, sizes: Sizes, work: Path) -> None:
@@ -259,6 +312,7 @@ RUNNERS: dict[str, Callable[[Results, Sizes, Path], None]] = {
     "relay": bench_relay,
     "cluster": bench_cluster,
     "flood": bench_flood,
+    "scale": bench_scale,
 }
 
 

@@ -19,9 +19,13 @@ import json
 import uuid
 from pathlib import Path
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 clients: dict[str, ServerConnection] = {}
+infos: dict[str, dict[str, object]] = {}
+ANNOUNCE = False
+"""With --announce: CLIENT_JOINED/CLIENT_LEFT to everyone, MESSAGE to ALL and CLIENT_FETCH_ALL
+(the crowd work of bench/scale.py); without, only what the relay and handshake figures need."""
 
 
 async def handle(ws: ServerConnection) -> None:
@@ -34,16 +38,28 @@ async def handle(ws: ServerConnection) -> None:
     if not name or name in clients:
         await ws.close(4005, "duplicate or empty name")
         return
-    clients[name] = ws
     public = str(uuid.uuid4())
     origin = {"name": name, "nickname": identify.get("nickname"), "uuid": public, "tags": []}
     await ws.send(json.dumps({"type": "HELLO", "uuid": str(uuid.uuid4()), "version": "0.2.3", "client": origin}))
+    if ANNOUNCE:
+        broadcast(clients.values(), json.dumps({"type": "CLIENT_JOINED", "client": origin}))
+    clients[name] = ws
+    infos[name] = origin
     seq = 0
     try:
         async for frame in ws:
             payload = json.loads(frame)
-            target = clients.get(str((payload.get("target") or {}).get("name", "")))
-            if payload.get("type") == "MESSAGE" and target is not None:
+            target_spec = payload.get("target") or {}
+            target = clients.get(str(target_spec.get("name", "")))
+            if ANNOUNCE and payload.get("type") == "MESSAGE" and target_spec.get("type") == "ALL":
+                message = {"type": "MESSAGE", "target": target_spec, "data": payload.get("data"), "origin": origin}
+                broadcast(clients.values(), json.dumps(message))
+                await ws.send(json.dumps({"type": "OK", "seq": seq}))
+            elif ANNOUNCE and payload.get("type") == "CLIENT_FETCH_ALL":
+                await ws.send(
+                    json.dumps({"type": "CLIENT_FETCH_ALL_RESULT", "clients": list(infos.values()), "seq": seq})
+                )
+            elif payload.get("type") == "MESSAGE" and target is not None:
                 message = {
                     "type": "MESSAGE",
                     "target": payload["target"],
@@ -61,6 +77,9 @@ async def handle(ws: ServerConnection) -> None:
     finally:
         if clients.get(name) is ws:
             del clients[name]
+            del infos[name]
+            if ANNOUNCE:
+                broadcast(clients.values(), json.dumps({"type": "CLIENT_LEFT", "client": origin}))
 
 
 async def main(port: int, ready_file: str | None) -> None:
@@ -75,5 +94,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ready-file")
+    parser.add_argument("--announce", action="store_true", help="joins and leaves to everyone, MESSAGE to ALL")
     args = parser.parse_args()
+    ANNOUNCE = args.announce
     asyncio.run(main(args.port, args.ready_file))

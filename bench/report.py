@@ -241,9 +241,72 @@ FIGURES: list[Figure] = [
     _fig("flood.cluster.delivered", "flood, two processes: delivered", "count", "flood"),
     _fig("flood.cluster.refused", "flood, two processes: refused with BAD (sender told)", "count", "flood"),
     _fig("flood.cluster.unanswered", "flood, two processes: never answered", "count", "flood", goal=ZERO),
+    # -- the recipe's handshakes (nginx, two processes, PostgreSQL, Redis)
+    _fig(
+        "cluster.plain.handshake_sequential_per_s",
+        "plain websockets: handshakes one after another (ceiling)",
+        "/s",
+        "cluster",
+    ),
+    _fig(
+        "cluster.recipe.handshake_sequential_per_s",
+        "recipe: handshakes one after another",
+        "/s",
+        "cluster",
+        "cluster.plain.handshake_sequential_per_s",
+        Goal("ratio", ">=", 0.4),
+    ),
+    # -- crowds on one process (bench/scale.py), the plain server doing the same work
+    _fig(
+        "scale.crowd.clients",
+        "identified idle clients held by one process",
+        "count",
+        "scale",
+        goal=Goal("value", ">=", 5000, worst=True),
+    ),
+    _fig("scale.crowd.listed", "clients CLIENT_FETCH_ALL named in that crowd", "count", "scale"),
+    _fig("scale.plain.crowd_rss_per_client_kib", "plain websockets: RSS per idle client (reference)", "KiB", "scale"),
+    _fig(
+        "scale.crowd.rss_per_client_kib",
+        "RSS per identified idle client",
+        "KiB",
+        "scale",
+        goal=Goal("value", "<=", 40, worst=True),
+    ),
+    _fig(
+        "scale.plain.crowd_join_seconds", "plain websockets: the crowd joining, 100 at a time (reference)", "s", "scale"
+    ),
+    _fig(
+        "scale.crowd.join_seconds", "the crowd joining, 100 at a time", "s", "scale", "scale.plain.crowd_join_seconds"
+    ),
+    _fig(
+        "scale.plain.join_p99_ms", "plain websockets: one join told to a crowd of 1,000, p99 (ceiling)", "ms", "scale"
+    ),
+    _fig(
+        "scale.join.p99_ms",
+        "one join told to a crowd of 1,000 (HELLO to the last CLIENT_JOINED), p99",
+        "ms",
+        "scale",
+        "scale.plain.join_p99_ms",
+        Goal("ratio", "<=", 2.0),
+    ),
+    _fig(
+        "scale.plain.broadcast_deliveries_s",
+        "plain websockets: MESSAGE to ALL of 1,000, deliveries/s (ceiling)",
+        "/s",
+        "scale",
+    ),
+    _fig(
+        "scale.broadcast.deliveries_s",
+        "MESSAGE to ALL of 1,000: deliveries/s at the receivers",
+        "/s",
+        "scale",
+        "scale.plain.broadcast_deliveries_s",
+        Goal("ratio", ">=", 0.5),
+    ),
 ]
 BY_KEY = {figure.key: figure for figure in FIGURES}
-SECTIONS = ("files", "handshake", "relay", "cluster", "flood")
+SECTIONS = ("files", "handshake", "relay", "cluster", "flood", "scale")
 
 
 @dataclass

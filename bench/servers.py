@@ -148,7 +148,9 @@ class SubprocessServer:
 
 
 @contextmanager
-def _serving(proc: subprocess.Popen[bytes], port: Callable[[], int | None], what: str, timeout: float) -> Iterator[SubprocessServer]:
+def _serving(
+    proc: subprocess.Popen[bytes], port: Callable[[], int | None], what: str, timeout: float
+) -> Iterator[SubprocessServer]:
     """Wait until ``port()`` names the port ``proc`` listens on; stop ``proc`` afterwards."""
     try:
         deadline = time.monotonic() + timeout
@@ -167,13 +169,14 @@ def _serving(proc: subprocess.Popen[bytes], port: Callable[[], int | None], what
 
 
 @contextmanager
-def plain_relay(root: Path, timeout: float = 15) -> Iterator[SubprocessServer]:
-    """The plain ``websockets`` relay on a free loopback port."""
+def plain_relay(root: Path, timeout: float = 15, announce: bool = False) -> Iterator[SubprocessServer]:
+    """The plain ``websockets`` relay on a free loopback port (``announce``: the crowd work too)."""
     root.mkdir(parents=True, exist_ok=True)
     ready = root / "plain.ready"
     ready.unlink(missing_ok=True)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.plain_relay", "--port", "0", "--ready-file", str(ready)],
+        [sys.executable, "-m", "bench.plain_relay", "--port", "0", "--ready-file", str(ready)]
+        + (["--announce"] if announce else []),
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -193,13 +196,23 @@ def daphne_floor(timeout: float = 15) -> Iterator[SubprocessServer]:
     port = free_port()
     proc = subprocess.Popen(
         # The listen backlog of runconcierge (Twisted's default of 50 drops part of a burst).
-        [sys.executable, "-m", "daphne", "-v", "0", "-e", f"tcp:port={port}:interface=127.0.0.1:backlog=1024",
-         "bench.daphne_floor:application"],
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-v",
+            "0",
+            "-e",
+            f"tcp:port={port}:interface=127.0.0.1:backlog=1024",
+            "bench.daphne_floor:application",
+        ],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    with _serving(proc, lambda: port if reachable(("127.0.0.1", port)) else None, "daphne (bench.daphne_floor)", timeout) as floor:
+    with _serving(
+        proc, lambda: port if reachable(("127.0.0.1", port)) else None, "daphne (bench.daphne_floor)", timeout
+    ) as floor:
         yield floor
 
 
