@@ -255,6 +255,10 @@ def bench_scale(results: Results, sizes: Sizes, work: Path) -> None:
             held = asyncio.run(scale.crowd(server.ws_url, server.pid, sizes.crowd))
             joins = asyncio.run(scale.join_latency(server.ws_url, sizes.crowd_join, sizes.joins))
             rate = asyncio.run(scale.broadcast(server.ws_url, sizes.crowd_join, sizes.broadcasts))
+            storm = asyncio.run(scale.leave_storm(server.ws_url, sizes.crowd_join))
+        results.add("scale.leave.seconds", storm.seconds)
+        results.add("scale.leave.announced", storm.announced)
+        results.add("scale.leave.relay_p99_ms", storm.relay_p99_ms)
         results.add("scale.crowd.clients", held.held)
         results.add("scale.crowd.listed", held.listed)
         results.add("scale.crowd.rss_per_client_kib", held.rss_per_client_kib)
@@ -270,7 +274,8 @@ def bench_scale(results: Results, sizes: Sizes, work: Path) -> None:
             f"{held.rss_per_client_kib:.1f} KiB each (plain {plain_crowd.rss_per_client_kib:.1f}), "
             f"joined in {held.join_seconds:.1f} s (plain {plain_crowd.join_seconds:.1f}); "
             f"join into {sizes.crowd_join}: p99 {scale.p99(joins):.1f} ms (plain {scale.p99(plain_joins):.1f}); "
-            f"broadcast {rate:.0f} deliveries/s (plain {plain_rate:.0f})"
+            f"broadcast {rate:.0f} deliveries/s (plain {plain_rate:.0f}); {sizes.crowd_join} dropped at once: "
+            f"{storm.announced} CLIENT_LEFT in {storm.seconds:.1f} s, relay p99 meanwhile {storm.relay_p99_ms:.1f} ms"
         )
 
 

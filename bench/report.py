@@ -291,6 +291,15 @@ FIGURES: list[Figure] = [
         Goal("ratio", "<=", 2.0),
     ),
     _fig(
+        "scale.leave.seconds",
+        "1,000 clients dropped at once: until a bystander heard every CLIENT_LEFT",
+        "s",
+        "scale",
+        goal=Goal("value", "<=", 20, worst=True),
+    ),
+    _fig("scale.leave.announced", "of those, CLIENT_LEFT heard", "count", "scale"),
+    _fig("scale.leave.relay_p99_ms", "relay p99 between two other clients meanwhile", "ms", "scale"),
+    _fig(
         "scale.plain.broadcast_deliveries_s",
         "plain websockets: MESSAGE to ALL of 1,000, deliveries/s (ceiling)",
         "/s",

@@ -226,3 +226,46 @@ async def broadcast(ws_url: str, crowd_size: int, messages: int, window: int = 2
 
 def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98] if len(values) >= 2 else values[0]
+
+
+@dataclass(frozen=True)
+class LeaveStorm:
+    seconds: float
+    announced: int
+    relay_p99_ms: float
+
+
+async def leave_storm(ws_url: str, size: int) -> LeaveStorm:
+    """``size`` clients drop at once without a close frame (their TCP connections aborted,
+    as in a partition or a dead process): seconds until a bystander heard every CLIENT_LEFT,
+    and the relay latency between two other clients meanwhile."""
+    prefix = f"storm{uuid.uuid4().hex[:5]}"
+    ping, pong = await join(ws_url, f"{prefix}_ping"), await join(ws_url, f"{prefix}_pong")
+    crowd = await gather_crowd(ws_url, size, prefix)
+    await until(lambda: len(ping.joined_at) >= size + 1, 300)
+    latencies: list[float] = []
+    stop = asyncio.Event()
+
+    async def relay_while() -> None:
+        frame = json.dumps({"type": "MESSAGE", "target": {"type": "NAME", "name": pong.name}, "data": "t"})
+        while not stop.is_set():
+            pong.arrived.clear()
+            before = pong.messages
+            sent_at = time.perf_counter()
+            await ping.ws.send(frame)
+            await until(lambda before=before: pong.messages > before, 30)
+            latencies.append((time.perf_counter() - sent_at) * 1000)
+            await ping.replies.get()
+            await asyncio.sleep(0.005)
+
+    measuring = asyncio.ensure_future(relay_while())
+    await asyncio.sleep(0.2)
+    started = time.perf_counter()
+    for member in crowd:
+        member.ws.transport.abort()
+    announced = await until(lambda: ping.left >= size, 120)
+    seconds = time.perf_counter() - started
+    stop.set()
+    await measuring
+    await disperse([ping, pong, *crowd])
+    return LeaveStorm(seconds if announced else float("nan"), ping.left, p99(latencies))
