@@ -378,7 +378,7 @@ export class ConciergeClient implements AsyncIterable<ClientEvent> {
 
   private send(payload: Frame, options: CallOptions, collect?: (frame: Frame) => boolean): Promise<Frame> {
     const socket = this.socket;
-    if (!socket || (this.state !== "open" && this.state !== "reconnecting")) {
+    if (!socket || this.closing || (this.state !== "open" && this.state !== "reconnecting")) {
       return Promise.reject(new NotConnectedError(`cannot send ${payload.type}: the client is ${this.state}`));
     }
     let seq: number;
