@@ -109,7 +109,7 @@ export class ConciergeClient implements AsyncIterable<ClientEvent> {
     this.files = new FileApi({
       urls: this.urls,
       keyHeader: options.keyHeader ?? "authorization",
-      key: () => this.hello?.uuid ?? null,
+      key: () => this.key,
       name: () => this.options.name,
     });
   }
@@ -121,7 +121,7 @@ export class ConciergeClient implements AsyncIterable<ClientEvent> {
 
   /** The secret key for the file API (HELLO's `uuid`), while connected. */
   get key(): string | null {
-    return this.state === "open" ? (this.hello?.uuid ?? null) : null;
+    return this.state === "open" && !this.closing ? (this.hello?.uuid ?? null) : null;
   }
 
   /** This client's public info (HELLO's `client`). */

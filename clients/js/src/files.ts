@@ -33,6 +33,7 @@ export interface FileCredentials {
 
 export interface UploadOptions {
   onProgress?: ProgressCallback;
+  /** Sent as the body's type (the concierge itself types a PUT file by its name). */
   contentType?: string;
   /** Hex SHA-256 of the body: the server refuses the upload (400) if the bytes differ. */
   sha256?: string;
