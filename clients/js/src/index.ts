@@ -23,6 +23,6 @@ export {
   type TusUpload,
 } from "./files.js";
 export type { UploadBody } from "./http.js";
-export type { WebSocketConstructor, SocketLike } from "./transport.js";
+export { webSocketClass, type WebSocketConstructor, type SocketLike } from "./transport.js";
 export { serverUrls, type ServerUrls } from "./urls.js";
 export type * from "./types.js";

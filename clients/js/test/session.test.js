@@ -7,6 +7,7 @@ import {
   NotConnectedError,
   ReplyError,
   TimeoutError,
+  webSocketClass,
 } from "../dist/index.js";
 import { SERVER, closeAll, connected, track, uniqueName } from "./support.js";
 
@@ -34,6 +35,12 @@ describe("connect", () => {
     assert.notEqual(hello.client.uuid, hello.uuid, "the public id is not the secret key");
     assert.equal(client.key, hello.uuid);
     assert.equal(client.status, "open");
+  });
+
+  test("the WebSocket class is the platform's when there is one, else the ws package's", async () => {
+    const used = await webSocketClass();
+    if (globalThis.WebSocket) assert.equal(used, globalThis.WebSocket);
+    else assert.equal(used, (await import("ws")).WebSocket);
   });
 
   test("the base URL gives ws://.../ws, /fs/ and /tus/", () => {
