@@ -38,7 +38,10 @@ def controlled(tmp_path: Path) -> Iterator[ServerControl]:
     env = base_env(data_dir, FILESHARE_LEASE_SECONDS="3")
     manage(env, "migrate", "-v0")
     operator = ("operator", f"pw-{uuid.uuid4().hex}")
-    manage({**env, "CONCIERGE_OPERATOR_USERNAME": operator[0], "CONCIERGE_OPERATOR_PASSWORD": operator[1]}, "ensure_operator")
+    manage(
+        {**env, "CONCIERGE_OPERATOR_USERNAME": operator[0], "CONCIERGE_OPERATOR_PASSWORD": operator[1]},
+        "ensure_operator",
+    )
     control = ServerControl(start_server(env, data_dir, "js"), operator)
     yield control
     control.close()
@@ -56,7 +59,9 @@ def run_npm_test(control: ServerControl, *files: str, node_options: str = "") ->
 
 
 def summary(output: str) -> dict[str, int]:
-    return {key: int(value) for key, value in re.findall(r"^# (tests|pass|fail|skipped|cancelled) (\d+)$", output, re.M)}
+    return {
+        key: int(value) for key, value in re.findall(r"^# (tests|pass|fail|skipped|cancelled) (\d+)$", output, re.M)
+    }
 
 
 def test_the_node_tests_of_the_javascript_client_pass_against_a_real_server(

@@ -37,9 +37,7 @@ def require_node() -> None:
 def build_js_client() -> Path:
     """Install and build clients/js with scripts/install-js-deps.sh (quick when up to date)."""
     require_node()
-    result = subprocess.run(
-        [str(REPO / "scripts" / "install-js-deps.sh")], capture_output=True, text=True, timeout=600
-    )
+    result = subprocess.run([str(REPO / "scripts" / "install-js-deps.sh")], capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise AssertionError(f"scripts/install-js-deps.sh failed:\n{result.stdout}\n{result.stderr}")
     built = JS_CLIENT / "dist" / "index.js"
@@ -98,9 +96,7 @@ class ServerControl:
         old = self.server
         old.kill()
         self.restarts += 1
-        self.server = start_server(
-            old.env, old.data_dir, f"restart{self.restarts}", "--port", str(old.port)
-        )
+        self.server = start_server(old.env, old.data_dir, f"restart{self.restarts}", "--port", str(old.port))
         assert self.server.port == old.port
         return {"restarted": True, "port": self.server.port}
 
