@@ -146,6 +146,10 @@ export class ConciergeClient implements AsyncIterable<ClientEvent> {
     this.state = "connecting";
     try {
       const hello = await this.open();
+      if (this.closing) {
+        this.socket?.close(CloseCode.NORMAL, "client closed");
+        throw new ConnectionClosedError(CloseCode.NORMAL, "close() was called during connect()");
+      }
       this.established(hello, false);
       return hello;
     } catch (error) {

@@ -72,6 +72,15 @@ describe("connect", () => {
     }
   });
 
+  test("close() during connect() wins: connect rejects and the client stays closed", async () => {
+    const client = new ConciergeClient(SERVER, { name: uniqueName() });
+    const connecting = client.connect();
+    client.close();
+    await assert.rejects(connecting, ConnectionClosedError);
+    assert.equal(client.status, "closed");
+    assert.equal(client.key, null);
+  });
+
   test("calls before connect() and after close() reject with NotConnectedError", async () => {
     const client = new ConciergeClient(SERVER, { name: uniqueName() });
     await assert.rejects(client.fetchClients(), NotConnectedError);
