@@ -70,8 +70,9 @@ def test_the_node_tests_of_the_javascript_client_pass_against_a_real_server(
     output = run_npm_test(controlled)
     counts = summary(output)
     assert counts["fail"] == 0 and counts["cancelled"] == 0, output
-    assert counts["skipped"] == 0, f"no Node test may skip here (the control server is set):\n{output}"
-    assert counts["pass"] >= 30, output
+    # (Node 20 does not count a skipped suite in "# skipped": look for its marker too.)
+    assert counts["skipped"] == 0 and "# SKIP" not in output, f"no Node test may skip here:\n{output}"
+    assert counts["pass"] >= 50, output
     assert controlled.restarts == 2, "the reconnection tests restarted the server"
     assert "reconnect" in output and "4010" in output
 

@@ -52,7 +52,7 @@ export interface ClientOptions {
 }
 
 export interface CallOptions {
-  /** Milliseconds to wait for the reply (default: the client's callTimeout). */
+  /** Milliseconds to wait for the reply (default: the client's callTimeout; Infinity: no limit). */
   timeout?: number;
 }
 
@@ -61,7 +61,7 @@ type State = "idle" | "connecting" | "open" | "reconnecting" | "closed";
 interface Pending {
   requestType: string;
   timeout: number;
-  timer: ReturnType<typeof setTimeout>;
+  timer: ReturnType<typeof setTimeout> | undefined;
   resolve(frame: Frame): void;
   reject(error: Error): void;
   /** For streamed replies (FILE_LIST_RESULT): returns true when the last frame arrived. */
@@ -195,8 +195,9 @@ export class ConciergeClient implements AsyncIterable<ClientEvent> {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        socket.onopen = socket.onmessage = socket.onerror = null;
-        socket.onclose = null;
+        socket.onopen = socket.onmessage = socket.onclose = null;
+        // Keep an error handler: closing a socket that is still connecting makes `ws` emit one.
+        socket.onerror = () => {};
         reject(error);
       };
       const timer = setTimeout(() => {
@@ -343,7 +344,7 @@ export class ConciergeClient implements AsyncIterable<ClientEvent> {
       if (pending.collect && !isErrorReply(frame.type)) {
         if (!pending.collect(frame)) {
           clearTimeout(pending.timer);
-          pending.timer = setTimeout(() => this.timeOut(frame.seq as number), pending.timeout);
+          pending.timer = after(pending.timeout, () => this.timeOut(frame.seq as number));
           return;
         }
       }
@@ -394,7 +395,7 @@ export class ConciergeClient implements AsyncIterable<ClientEvent> {
     }
     const timeout = options.timeout ?? this.options.callTimeout;
     return new Promise<Frame>((resolve, reject) => {
-      const timer = setTimeout(() => this.timeOut(seq), timeout);
+      const timer = after(timeout, () => this.timeOut(seq));
       this.pending.set(seq, { requestType: payload.type, timeout, timer, resolve, reject, ...(collect ? { collect } : {}) });
       try {
         socket.send(JSON.stringify(payload));
@@ -421,14 +422,14 @@ export class ConciergeClient implements AsyncIterable<ClientEvent> {
     this.emitter.off(type, handler as Handler);
   }
 
-  /** The next event of `type` (optionally one that `match` accepts); rejects after `timeout` ms. */
+  /** The next event of `type` (optionally one that `match` accepts); rejects after `timeout` ms (default callTimeout; Infinity: no limit). */
   once<E extends ClientEvent = ClientEvent>(type: string, options: { timeout?: number; match?: (event: E) => boolean } = {}): Promise<E> {
     const timeout = options.timeout ?? this.options.callTimeout;
     return new Promise<E>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = after(timeout, () => {
         off();
         reject(new TimeoutError(`waiting for ${type}`, timeout));
-      }, timeout);
+      });
       const off = this.emitter.on(type, (event) => {
         if (options.match && !options.match(event as E)) return;
         off();
@@ -549,6 +550,11 @@ export class ConciergeClient implements AsyncIterable<ClientEvent> {
   async deleteFile(path: string, options?: CallOptions): Promise<void> {
     await this.call({ type: "FILE_DELETE", path }, options);
   }
+}
+
+/** A timer, or none for an infinite timeout. */
+function after(ms: number, run: () => void): ReturnType<typeof setTimeout> | undefined {
+  return Number.isFinite(ms) ? setTimeout(run, ms) : undefined;
 }
 
 function parse(data: unknown): Frame | null {

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { WebSocketServer } from "ws";
-import { ConciergeClient } from "../dist/index.js";
+import { ConciergeClient, TimeoutError } from "../dist/index.js";
 
 let server;
 let url;
@@ -67,6 +67,15 @@ function lifecycle(client) {
   });
   return events;
 }
+
+describe("connect", () => {
+  test("connect() rejects with TimeoutError when no HELLO comes in time", async () => {
+    script = [() => {}];
+    const client = fresh({ connectTimeout: 200 });
+    await assert.rejects(client.connect(), TimeoutError);
+    assert.equal(client.status, "closed");
+  });
+});
 
 describe("close codes on an established socket", () => {
   for (const code of [4000, 4009, 4011, 1006]) {
