@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from fileshare.protocol import CloseCode
+from tests.support.js_client import JS_CLIENT, build_js_client
 from tests.support.server import REPO, ServerProcess
 
 README = (REPO / "README.md").read_text()
@@ -27,8 +25,12 @@ def test_the_python_example_runs_against_a_live_server(server: ServerProcess, tm
     script = tmp_path / "example.py"
     script.write_text(example("python"))
     result = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, env={**os.environ, "CONCIERGE_URL": server.url},
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env={**os.environ, "CONCIERGE_URL": server.url},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -38,19 +40,24 @@ def test_the_python_example_runs_against_a_live_server(server: ServerProcess, tm
 
 
 def test_the_javascript_example_runs_in_node(server: ServerProcess, tmp_path: Path) -> None:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
+    build_js_client()
     script = tmp_path / "example.mjs"
     script.write_text(example("javascript"))
-    version = int(subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip("v\n").split(".")[0])
-    flags = ["--experimental-websocket"] if version < 22 else []
+    # As if installed: node_modules/concierge-client is the package folder.
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules" / "concierge-client").symlink_to(JS_CLIENT, target_is_directory=True)
     result = subprocess.run(
-        [node, *flags, str(script)], env={**os.environ, "CONCIERGE_URL": server.url},
+        ["node", str(script)], cwd=tmp_path, env={**os.environ, "CONCIERGE_URL": server.url},
         capture_output=True, text=True, timeout=60,
-    )
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["upload 201", "download 202 { hi: 'there' }", "delete 200"]
+    assert result.stdout.splitlines() == [
+        "hello js_example",
+        "message from js_example { hi: 'there' }",
+        "upload 12",
+        "download hello, files",
+    ]
+    assert "uploaded 12 of 12 bytes" in result.stderr
 
 
 def test_the_close_code_table_lists_every_code() -> None:
