@@ -16,7 +16,7 @@ from django.utils.http import content_disposition_header, http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from fileshare import auth, conf, downloads, files, listing, offload, paths, published, relay
-from fileshare.exceptions import BadRequest, ReadOnly, TooLarge
+from fileshare.exceptions import BadRequest, NotFound, ReadOnly, TooLarge
 from fileshare.http import json_errors
 from fileshare.models import StoredFile
 
@@ -220,4 +220,14 @@ async def published_file_view(request: HttpRequest, name: str) -> HttpResponse:
         return HttpResponse(status=202, content_type=entry.content_type, headers=headers)
     return StreamingHttpResponse(
         published.read_chunks(entry), status=202, content_type=entry.content_type, headers=headers
+    )
+
+
+@csrf_exempt
+@json_errors
+async def unknown_route_view(request: HttpRequest) -> HttpResponse:
+    """Any other URL under ``/fs/`` or ``/tus/``: the JSON 404, not Django's HTML page."""
+    raise NotFound(
+        "no such route; the file API answers /fs/, /fs/<client>/, /fs/<client>/<path>, "
+        "and tus /tus/<client>/ and /tus/<client>/<upload id>"
     )
