@@ -7,7 +7,7 @@ folder the middleware removes itself (``MiddlewareNotUsed``).
 WhiteNoise finds the files and builds the answers: it lists the folder once, at
 start-up, so only the files that were in it then are served and no URL can reach
 outside it (``..``, encoded or not, matches no entry); ``index.html`` answers for a
-folder (``/app/`` and ``/app`` redirected there); content types come from its table
+folder (``/app`` and ``/app/index.html`` redirected to ``/app/``, with their query string); content types come from its table
 of extensions; it answers ``ETag``, ``Last-Modified``, ``304`` and ranges. WhiteNoise's
 own middleware is synchronous, and would put every request of the server (the file
 API's included) through a worker thread under ASGI; this one is asynchronous, opens
@@ -66,6 +66,10 @@ async def serve(found: Any, request: HttpRequest) -> HttpResponseBase:
     del response["Content-Type"]
     for name, value in answer.headers:
         response[name] = value
+    query = request.META.get("QUERY_STRING", "")
+    if response.has_header("Location") and query:
+        # /app and /app/index.html redirect to /app/: a page's parameters go along.
+        response["Location"] = f"{response['Location']}?{query}"
     return response
 
 
