@@ -24,11 +24,11 @@ and ``accept_any_subprotocol_offer()``, called when the app loads inside a plain
 
 Refusals before the view
 ------------------------
-A request line Twisted cannot parse (a space, NUL or a raw byte over 0x7f in the
-target) is answered by Twisted's ``HTTPChannel`` with a bare ``400`` and no body;
-daphne answers a few cases of its own with an HTML page (``basic_error``).
-``json_bad_requests`` gives a channel the file API's one-line JSON error instead,
-and ``TolerantOfferRequest.basic_error`` does the same for daphne's.
+A request line or header Twisted cannot parse (a space, NUL or a raw byte over 0x7f
+in the target, a malformed header name) is answered by Twisted's ``HTTPChannel``
+with a bare ``400`` and no body. ``json_bad_requests`` gives a channel the file
+API's one-line JSON error instead. (daphne's own HTML refusals, ``basic_error``,
+check the same things after Twisted and are not reached with Twisted 26.)
 """
 
 from __future__ import annotations
@@ -75,8 +75,7 @@ MALFORMED_REQUEST = json_error_bytes(
 
 
 class TolerantOfferRequest(http_protocol.WebRequest):
-    """daphne's request; a websocket subprotocol offer is merged before autobahn reads it,
-    and daphne's own refusals answer the file API's JSON error."""
+    """daphne's request; a websocket subprotocol offer is merged before autobahn reads it."""
 
     def process(self) -> Any:
         values = self.requestHeaders.getRawHeaders(SUBPROTOCOL_HEADER)
@@ -87,18 +86,6 @@ class TolerantOfferRequest(http_protocol.WebRequest):
             else:
                 self.requestHeaders.removeHeader(SUBPROTOCOL_HEADER)
         return super().process()
-
-    def basic_error(self, status: int, status_text: bytes, body: str) -> None:
-        """daphne's refusal before the application (e.g. a path it cannot decode), as JSON."""
-        payload = json.dumps({"error": "bad_request" if status == 400 else "server_error", "detail": body})
-        self.handle_reply(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"Content-Type", b"application/json")],
-            }
-        )
-        self.handle_reply({"type": "http.response.body", "body": payload.encode() + b"\n"})
 
 
 def json_bad_requests(channel: Any) -> Any:

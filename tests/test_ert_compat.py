@@ -464,6 +464,14 @@ def test_a_request_line_the_server_cannot_parse_answers_the_json_400(deployment:
     assert_json_error(raw(deployment, "GET", target), 400, "bad_request")
 
 
+def test_a_header_name_the_server_cannot_parse_answers_json(deployment: Deployment) -> None:
+    answer = raw(deployment, "GET", b"/fs/", {"X(A)": "x"})
+    if deployment.kind == "recipe":  # nginx drops invalid header names (ignore_invalid_headers)
+        assert_json_error(answer, 401, "unauthorized")
+    else:
+        assert_json_error(answer, 400, "bad_request")
+
+
 @pytest.mark.parametrize("target", [b"/fs/a/b\xffc", b"/fs/a b", b"/fs/a\x00b"], ids=repr)
 def test_plain_daphne_answers_an_unparsable_request_line_with_the_json_400(plain_daphne: Deployment, target: bytes) -> None:
     assert_json_error(raw(plain_daphne, "GET", target), 400, "bad_request")
