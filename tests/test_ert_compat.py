@@ -458,6 +458,11 @@ def test_an_unknown_route_under_fs_or_tus_answers_the_json_404(deployment: Deplo
     assert_json_error(raw(deployment, method, target), 404, "not_found")
 
 
+def test_a_folder_named_without_its_slash_still_redirects(deployment: Deployment) -> None:
+    answer = raw(deployment, "GET", b"/fs/alice?x=1")
+    assert answer.status == 301 and answer.headers["location"].endswith("/fs/alice/?x=1")
+
+
 @pytest.mark.parametrize("target", [b"/fs/a/b\xffc", b"/fs/a b", b"/fs/a\x00b", b"/tus/a\tb/"], ids=repr)
 def test_a_request_line_the_server_cannot_parse_answers_the_json_400(deployment: Deployment, target: bytes) -> None:
     # Twisted (run command) or nginx (recipe) refuses these before the application runs.
