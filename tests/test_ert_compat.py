@@ -34,6 +34,8 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fileshare.daphne_requests import merged_offer
 from tests.support.clients import Client, connect, identify_payload
@@ -527,3 +529,57 @@ def test_the_frontend_never_serves_a_file_outside_its_folder(deployment: Deploym
     answer = raw(deployment, "GET", target)
     assert answer.status in {301, 302, 400, 404}, (target, answer.status)
     assert b"SECRET_KEY" not in answer.body and b"root:" not in answer.body and b"execute_from_command_line" not in answer.body
+
+
+# -- The settings and the UTF-8 check, in-process ----------------------------------------------
+
+
+@given(st.binary(max_size=40))
+def test_require_utf8_refuses_exactly_the_byte_strings_that_are_not_utf8(name: bytes) -> None:
+    from urllib.parse import quote_from_bytes
+
+    from fileshare.exceptions import InvalidPath
+    from fileshare.paths import require_utf8
+
+    try:
+        name.decode("utf-8")
+        valid = True
+    except UnicodeDecodeError:
+        valid = False
+    raw_path = b"/fs/alice/" + quote_from_bytes(name, safe="/").encode()
+    if valid:
+        require_utf8(raw_path)
+    else:
+        with pytest.raises(InvalidPath):
+            require_utf8(raw_path)
+
+
+def test_cors_origins_default_to_any_and_a_list_restricts(settings: Any) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from fileshare import conf, cors
+
+    settings.FILESHARE_CORS_ORIGINS = "*"
+    assert conf.cors_origins() is None
+    assert cors.library_defaults()["CORS_ALLOW_ALL_ORIGINS"] is True
+    settings.FILESHARE_CORS_ORIGINS = "https://lab.example.org/, http://127.0.0.1:8000"
+    assert conf.cors_origins() == ["https://lab.example.org", "http://127.0.0.1:8000"]
+    defaults = cors.library_defaults()
+    assert defaults["CORS_ALLOW_ALL_ORIGINS"] is False and defaults["CORS_ALLOW_CREDENTIALS"] is False
+    assert defaults["CORS_ALLOWED_ORIGINS"] == ["https://lab.example.org", "http://127.0.0.1:8000"]
+    settings.FILESHARE_CORS_ORIGINS = ["lab.example.org"]
+    with pytest.raises(ImproperlyConfigured):
+        conf.cors_origins()
+
+
+def test_the_frontend_prefix_is_a_path_of_its_own(settings: Any) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from fileshare import conf
+
+    settings.FILESHARE_FRONTEND_URL = "/babylonjs"
+    assert conf.frontend_url() == "/babylonjs/"
+    for taken in ("/fs/", "/tus", "/", "app/"):
+        settings.FILESHARE_FRONTEND_URL = taken
+        with pytest.raises(ImproperlyConfigured):
+            conf.frontend_url()
