@@ -21,8 +21,8 @@
 * A websocket frame is written to the socket at once if it is the first of its loop
   turn for that connection; the rest of the turn's frames are sent together.
 * Any websocket subprotocol offer connects (duplicates included), and a request
-  daphne or Twisted refuse before the application answers the file API's JSON
-  error: the requests below are ``fileshare.daphne_requests``' ones.
+  Twisted cannot parse is refused with the file API's JSON error: the requests and
+  the factory below are ``fileshare.daphne_requests``' ones.
 * Autobahn pretty-prints its options for a debug line on every websocket
   connection, debug logging on or off; the text is now made only if the line is
   written (FormattedWhenLogged).
