@@ -67,13 +67,18 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "corsheaders",
     "fileshare",
 ]
 
 MIDDLEWARE = [
     # Outermost: counts every request, refusals included (docs/metrics.md).
     "fileshare.observe.middleware.RequestMetricsMiddleware",
+    # CORS on /fs/ and /tus/ only (fileshare/fileapi/cors.py): preflights answered before any view.
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # FILESHARE_FRONTEND_DIR served at FILESHARE_FRONTEND_URL (fileshare/fileapi/frontend.py); removes itself when unset.
+    "fileshare.fileapi.frontend.FrontendMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -223,6 +228,11 @@ FILESHARE_PING_INTERVAL = env_number("FILESHARE_PING_INTERVAL", 5)
 FILESHARE_PING_TIMEOUT = env_number("FILESHARE_PING_TIMEOUT", 10)
 FILESHARE_LEASE_SECONDS = env_number("FILESHARE_LEASE_SECONDS", 15)
 FILESHARE_PUBLIC_ID_IS_KEY = env_bool("FILESHARE_PUBLIC_ID_IS_KEY", False)
+# Browser pages of these origins may use /fs/ and /tus/ (comma-separated); "*" any (fileshare/fileapi/cors.py).
+FILESHARE_CORS_ORIGINS = env("FILESHARE_CORS_ORIGINS", "*")
+# A browser front-end served same-origin: a folder, and its URL prefix (fileshare/fileapi/frontend.py).
+FILESHARE_FRONTEND_DIR = env("FILESHARE_FRONTEND_DIR", "") or None
+FILESHARE_FRONTEND_URL = env("FILESHARE_FRONTEND_URL", "/app/")
 # Resumable (tus) uploads, docs/resumable.md: the largest PATCH body, and how long an
 # unfinished upload is kept after its last PATCH (seconds).
 FILESHARE_TUS_MAX_CHUNK_BYTES = env_int("FILESHARE_TUS_MAX_CHUNK_BYTES", 64 * 1024 * 1024)

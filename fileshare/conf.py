@@ -205,3 +205,45 @@ def metrics_allow() -> list[IPv4Network | IPv6Network]:
         return [ip_network(item.strip(), strict=False) for item in items if item.strip()]
     except ValueError as exc:
         raise ImproperlyConfigured(f"FILESHARE_METRICS_ALLOW: {exc}") from exc
+def cors_origins() -> list[str] | None:
+    """Origins whose browser pages may use the file API and tus (``/fs/``, ``/tus/``).
+
+    ``None`` (the default, or a list holding ``"*"``) allows any origin, as the
+    original server did: the key in a header is the credential, no cookie is involved.
+    A list of origins (``"https://lab.example.org"``) allows only those
+    (``FILESHARE_CORS_ORIGINS``; fileshare/fileapi/cors.py).
+    """
+    value = _get("FILESHARE_CORS_ORIGINS", None)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [item.strip() for item in value.split(",") if item.strip()]
+    origins = [str(item).rstrip("/") for item in value]
+    if "*" in origins:
+        return None
+    for origin in origins:
+        if origin != "null" and "://" not in origin:
+            raise ImproperlyConfigured(f"FILESHARE_CORS_ORIGINS: {origin!r} is not an origin such as https://host:port")
+    return origins
+
+
+def frontend_dir() -> str | None:
+    """A folder of browser front-end files served same-origin under ``frontend_url()``
+    (``FILESHARE_FRONTEND_DIR``, an absolute path). Default ``None``: nothing served."""
+    value = _get("FILESHARE_FRONTEND_DIR", None)
+    if not value:
+        return None
+    if not str(value).startswith("/"):
+        raise ImproperlyConfigured(f"FILESHARE_FRONTEND_DIR={value!r}: expected an absolute path")
+    return str(value)
+
+
+def frontend_url() -> str:
+    """URL prefix of the front-end folder (``FILESHARE_FRONTEND_URL``). Default ``"/app/"``."""
+    value = str(_get("FILESHARE_FRONTEND_URL", "/app/") or "/app/")
+    if not value.startswith("/"):
+        raise ImproperlyConfigured(f"FILESHARE_FRONTEND_URL={value!r}: expected a path such as /app/")
+    prefix = value.rstrip("/") + "/"
+    if prefix in {"/", "/fs/", "/tus/", "/ws/", "/dashboard/", "/admin/"}:
+        raise ImproperlyConfigured(f"FILESHARE_FRONTEND_URL={value!r}: that prefix belongs to the server itself")
+    return prefix

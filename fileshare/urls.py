@@ -21,6 +21,7 @@ urlpatterns = [
     path("fs/<str:client_name>/", views.folder_view, name="folder"),
     path("fs/<str:client_name>/<anypath:dir_path>/", views.directory_view, name="directory"),
     path("fs/<str:client_name>/<anypath:file_path>", views.file_view, name="file"),
+    re_path(r"^fs/", views.unknown_route_view, name="fs-unknown"),  # the JSON 404, not Django's HTML
     # The operator dashboard (staff only; see fileshare/dashboard/views.py).
     path("dashboard/", dashboard_views.page, name="dashboard"),
     path("dashboard/api/clients", dashboard_views.clients, name="dashboard-clients"),
@@ -33,6 +34,7 @@ urlpatterns = [
     re_path(r"^tus/?$", tus_views.discovery_view, name="tus"),
     re_path(r"^tus/(?P<client_name>[^/]+)/?$", tus_views.creation_view, name="tus-create"),
     path("tus/<str:client_name>/<str:upload_id>", tus_views.upload_view, name="tus-upload"),
+    re_path(r"^tus/", views.unknown_route_view, name="tus-unknown"),
     # Prometheus metrics (docs/metrics.md): loopback, or FILESHARE_METRICS_TOKEN.
     path("metrics", metrics_view, name="metrics"),
 ]

@@ -15,6 +15,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from fileshare.exceptions import FileshareError
+from fileshare.store import paths
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +31,16 @@ def error_response(exc: FileshareError) -> JsonResponse:
 
 
 def json_errors(view: AsyncView) -> AsyncView:
-    """Decorate an async view so that every exception becomes a JSON error."""
+    """Decorate an async view so that every exception becomes a JSON error.
+
+    A request whose path is not UTF-8 once percent-decoded is refused first (400
+    ``invalid_path``), from the path as it reached the server (``paths.require_utf8``).
+    """
 
     @functools.wraps(view)
     async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
+            paths.require_utf8(getattr(request, "scope", {}).get("raw_path"))
             return await view(request, *args, **kwargs)
         except FileshareError as exc:
             return error_response(exc)

@@ -11,12 +11,19 @@ import binascii
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponsePermanentRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.urls import Resolver404, resolve
 from django.utils.http import content_disposition_header, http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from fileshare import conf
-from fileshare.exceptions import BadRequest, ReadOnly, TooLarge
+from fileshare.exceptions import BadRequest, NotFound, ReadOnly, TooLarge
 from fileshare.fileapi import auth, downloads, offload
 from fileshare.fileapi.http import json_errors
 from fileshare.models import StoredFile
@@ -224,4 +231,25 @@ async def published_file_view(request: HttpRequest, name: str) -> HttpResponse:
         return HttpResponse(status=202, content_type=entry.content_type, headers=headers)
     return StreamingHttpResponse(
         published.read_chunks(entry), status=202, content_type=entry.content_type, headers=headers
+    )
+
+
+@csrf_exempt
+@json_errors
+async def unknown_route_view(request: HttpRequest) -> HttpResponse:
+    """Any other URL under ``/fs/`` or ``/tus/``: the JSON 404, not Django's HTML page.
+
+    A GET or HEAD that names a folder without its final ``/`` (``/fs/alice``) is still
+    redirected to it, as Django's ``APPEND_SLASH`` did before this route caught it.
+    """
+    if request.method in {"GET", "HEAD"} and not request.path_info.endswith("/"):
+        try:
+            match = resolve(request.path_info + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not unknown_route_view:
+            return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+    raise NotFound(
+        "no such route; the file API answers /fs/, /fs/<client>/, /fs/<client>/<path>, "
+        "and tus /tus/<client>/ and /tus/<client>/<upload id>"
     )

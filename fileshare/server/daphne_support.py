@@ -20,6 +20,9 @@
   1 MiB blocks read in a worker thread, each written when the socket has drained.
 * A websocket frame is written to the socket at once if it is the first of its loop
   turn for that connection; the rest of the turn's frames are sent together.
+* Any websocket subprotocol offer connects (duplicates included), and a request
+  Twisted cannot parse is refused with the file API's JSON error: the requests and
+  the factory below are ``fileshare.server.daphne_requests``' ones.
 * Autobahn pretty-prints its options for a debug line on every websocket
   connection, debug logging on or off; the text is now made only if the line is
   written (FormattedWhenLogged).
@@ -38,8 +41,8 @@ from functools import partial
 from typing import Any
 
 from autobahn.websocket import protocol as autobahn_protocol
-from daphne import http_protocol, ws_protocol
 from daphne import server as daphne_server
+from daphne import ws_protocol
 from daphne.server import Server
 from django.core.handlers.asgi import ASGIHandler
 from twisted.internet import tcp
@@ -48,6 +51,7 @@ from zope.interface import implementer
 
 from fileshare import conf
 from fileshare.fileapi import offload
+from fileshare.server.daphne_requests import TolerantHTTPFactory, TolerantOfferRequest
 from fileshare.ws import relay
 
 logger = logging.getLogger(__name__)
@@ -194,8 +198,8 @@ SPOOL_READ = 1024 * 1024
 """Bytes per socket read while a body is spooled."""
 
 
-class SpoolingRequest(http_protocol.WebRequest):
-    """daphne's request, with a large body spooled to a SpooledBody."""
+class SpoolingRequest(TolerantOfferRequest):
+    """daphne's request (tolerant of any subprotocol offer), with a large body spooled to a SpooledBody."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Twisted would parse a multipart POST in memory into request.args, which daphne never reads.
@@ -218,13 +222,10 @@ class SpoolingRequest(http_protocol.WebRequest):
             self.content = offload.SpooledBody()
 
 
-class SpoolingHTTPFactory(http_protocol.HTTPFactory):
+class SpoolingHTTPFactory(TolerantHTTPFactory):
     """daphne's HTTP factory, building SpoolingRequests."""
 
-    def buildProtocol(self, addr: Any) -> Any:
-        protocol = super().buildProtocol(addr)
-        protocol.requestFactory = SpoolingRequest
-        return protocol
+    request_class = SpoolingRequest
 
 
 class LazyBodyQueue(asyncio.Queue):  # type: ignore[type-arg]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from urllib.parse import unquote_to_bytes
 
 from fileshare.exceptions import InvalidPath
 
@@ -52,6 +53,26 @@ def _check_segment(segment: str) -> None:
         raise InvalidPath(f"the segment {segment!r} is a look-alike of '.', '..' or a separator")
     if folded.strip(" .") == "":
         raise InvalidPath("a path segment may not be only dots and spaces")
+
+
+def require_utf8(raw_path: bytes | None) -> None:
+    """Refuse a request path whose percent-decoded bytes are not valid UTF-8 (InvalidPath).
+
+    ``raw_path`` is the path as it reached the server (the ASGI scope's ``raw_path``),
+    before any decoding: the server's own decoding replaces invalid bytes with U+FFFD,
+    so ``%ff%fe.txt`` and ``%fe%ff.txt`` would name the same file. Overlong forms
+    (``%c0%ae``, ".") and encoded surrogates are invalid UTF-8 too. ``None`` (a server
+    that does not give ``raw_path``) is not checked.
+    """
+    if raw_path is None:
+        return
+    try:
+        unquote_to_bytes(raw_path).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidPath(
+            f"the path is not valid UTF-8 once percent-decoded (byte {exc.start}); "
+            "names are stored byte-exact and never replaced"
+        ) from None
 
 
 def parents(path: str) -> list[str]:
