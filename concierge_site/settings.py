@@ -220,6 +220,7 @@ FILESHARE_SEND_TIMEOUT = env_number("FILESHARE_SEND_TIMEOUT", 10)
 FILESHARE_PING_INTERVAL = env_number("FILESHARE_PING_INTERVAL", 5)
 FILESHARE_PING_TIMEOUT = env_number("FILESHARE_PING_TIMEOUT", 10)
 FILESHARE_LEASE_SECONDS = env_number("FILESHARE_LEASE_SECONDS", 15)
+FILESHARE_LEAVE_RETRY_SECONDS = env_number("FILESHARE_LEAVE_RETRY_SECONDS", 30)
 FILESHARE_PUBLIC_ID_IS_KEY = env_bool("FILESHARE_PUBLIC_ID_IS_KEY", False)
 # Resumable (tus) uploads, docs/resumable.md: the largest PATCH body, and how long an
 # unfinished upload is kept after its last PATCH (seconds).
