@@ -6,8 +6,10 @@ program on the operator's machine, a development server) could open the dashboar
 socket with the operator's cookie. ``ExactOriginValidator`` admits a websocket only
 when its ``Origin`` is exactly the origin the socket itself was opened on (scheme,
 host and port, from the ``Host`` header, which must be an allowed host) or one listed
-in ``CSRF_TRUSTED_ORIGINS`` (``https://concierge.example.org`` behind a proxy). Anything
-else, and a missing Origin, is refused before the consumer runs (HTTP 403).
+in ``CSRF_TRUSTED_ORIGINS`` (``https://concierge.example.org`` behind a proxy). The
+scheme is ``https`` when the socket came over TLS or a trusted proxy says so
+(``SECURE_PROXY_SSL_HEADER``, as for HTTP requests). Anything else, and a missing
+Origin, is refused before the consumer runs (HTTP 403).
 """
 
 from __future__ import annotations
@@ -45,8 +47,20 @@ def own_origin(scope: dict[str, Any]) -> str | None:
     domain, _ = split_domain_port(host)
     if not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
         return None
-    scheme = "https" if scope.get("scheme") in {"wss", "https"} else "http"
+    scheme = "https" if scope.get("scheme") in {"wss", "https"} or forwarded_secure(headers) else "http"
     return normalise(f"{scheme}://{host}")
+
+
+def forwarded_secure(headers: dict[bytes, bytes]) -> bool:
+    """Whether a trusted proxy says the socket came over TLS: ``SECURE_PROXY_SSL_HEADER``,
+    read as Django reads it for HTTP requests (``request.is_secure()``)."""
+    trusted = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if not trusted:
+        return False
+    meta_name, secure_value = trusted
+    name = meta_name.removeprefix("HTTP_").replace("_", "-").lower().encode("latin-1")
+    value = headers.get(name, b"").decode("latin-1").split(",", 1)[0].strip()
+    return bool(value == secure_value)
 
 
 def origin_allowed(scope: dict[str, Any]) -> bool:

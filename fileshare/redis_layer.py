@@ -187,9 +187,9 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
 
     # -- outages -----------------------------------------------------------------------------
 
-    def unreachable(self, exc: BaseException, what: str) -> ChannelLayerDown:
-        """The error for an operation that failed because Redis is unreachable; the first
-        one of an outage is logged (one line, no traceback), the others are not."""
+    def _unreachable(self, exc: BaseException) -> None:
+        """Note that Redis could not be reached; the first failure of an outage is logged
+        (one line, no traceback), the others are not."""
         if self._down_since is None:
             self._down_since = time.monotonic()
             logger.error(
@@ -197,6 +197,11 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
                 type(exc).__name__,
                 exc,
             )
+
+    def unreachable(self, exc: BaseException, what: str) -> ChannelLayerDown:
+        """The error for an operation that failed because Redis is unreachable (noted by
+        ``_unreachable``); ``what`` names what was not sent."""
+        self._unreachable(exc)
         return ChannelLayerDown(f"the channel layer (Redis) is unreachable, so {what} could not be sent; try again later")
 
     def _reachable(self) -> None:
@@ -385,7 +390,7 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
             except asyncio.CancelledError:
                 raise
             except UNREACHABLE as exc:
-                self.unreachable(exc, "anything")  # logged once per outage
+                self._unreachable(exc)
                 await asyncio.sleep(1)
                 continue
             except Exception:
@@ -450,7 +455,7 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
                         int(self.expiry),
                     )
                 except UNREACHABLE as exc:
-                    self.unreachable(exc, "anything")  # logged once per outage; the counters went with Redis or expire
+                    self._unreachable(exc)  # the counters went with Redis, or expire
                 except Exception:
                     logger.exception("lowering channel counters in Redis failed; they expire in %s s", self.expiry)
 
@@ -467,7 +472,7 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
                 try:
                     await self.check_memberships(index)
                 except UNREACHABLE as exc:
-                    self.unreachable(exc, "anything")
+                    self._unreachable(exc)
                 except Exception:
                     logger.exception("checking group memberships in Redis failed; trying again in %s s", WATCH_EVERY)
             await asyncio.sleep(WATCH_EVERY)

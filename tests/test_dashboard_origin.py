@@ -9,7 +9,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.conftest import Account, operator_session
+from tests.conftest import Account, Spawn, create_account, operator_session
 from tests.support.server import ServerProcess
 
 
@@ -44,3 +44,21 @@ async def test_the_dashboard_socket_admits_its_own_origin_and_refuses_another_po
         with pytest.raises(websockets.InvalidStatus) as refused:
             await websockets.connect(ws_url(server), additional_headers={"Cookie": cookie, "Origin": origin})
         assert refused.value.response.status_code == 403, origin
+
+
+async def test_behind_a_trusted_tls_proxy_the_https_origin_is_the_pages_own(spawn: Spawn) -> None:
+    """With CONCIERGE_TRUST_FORWARDED_PROTO, X-Forwarded-Proto: https makes the socket's own
+    origin https://host:port (as Django's CSRF check sees the login form's); without the
+    header that origin is another scheme's."""
+    server = spawn(CONCIERGE_TRUST_FORWARDED_PROTO="true")
+    account = create_account(server, "op_tls", staff=True)
+    http = await operator_session(server, account)
+    try:
+        headers = {"Cookie": f"sessionid={http.cookies['sessionid']}", "Origin": f"https://{server.host}:{server.port}"}
+        async with websockets.connect(ws_url(server), additional_headers={**headers, "X-Forwarded-Proto": "https"}) as ws:
+            assert '"ready"' in await asyncio.wait_for(ws.recv(), 5)
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(ws_url(server), additional_headers=headers)
+        assert refused.value.response.status_code == 403
+    finally:
+        await http.aclose()
