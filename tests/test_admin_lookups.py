@@ -56,3 +56,22 @@ async def test_lookups_on_a_clients_key_are_refused_on_every_admin_page(
     listing = await admin_http.get("/admin/fileshare/liveclient/", params={"q": name})
     assert listing.status_code == 200 and name in listing.text
     await client.close()
+
+
+def test_no_admin_lists_searches_filters_or_orders_by_a_secret_field() -> None:
+    from django.contrib import admin
+
+    from fileshare.admin import SECRET_FIELDS, touches_secret
+
+    for model, model_admin in admin.site._registry.items():
+        if model._meta.app_label != "fileshare":
+            continue
+        named = [
+            *(model_admin.list_display or ()), *(model_admin.list_filter or ()), *(model_admin.search_fields or ()),
+            *(model_admin.ordering or ()), *(model_admin.fields or ()), *(model_admin.readonly_fields or ()),
+        ]
+        for entry in named:
+            text = entry if isinstance(entry, str) else str(entry)
+            assert not touches_secret(text.lstrip("-^=@")), (model.__name__, entry)
+        assert not model_admin.lookup_allowed("key__startswith", "0", None), model.__name__
+    assert "key" in SECRET_FIELDS
