@@ -333,8 +333,22 @@ async def leave(client_id: int, reason: str, *, force: bool = False) -> bool:
     first trip (``Departures``).
 
     A failure part way does not raise: the leave is handed to ``retries`` (logged in
-    one line), which finishes it later, and False is returned.
+    one line), which finishes it later, and False is returned. Cancelling the caller
+    does not cancel the leave (daphne cancels a consumer whose disconnect takes longer
+    than its close timeout, e.g. while the database is unreachable): it goes on in a
+    task of its own.
     """
+    task = asyncio.ensure_future(_leave(client_id, reason, force))
+    _leaving.add(task)
+    task.add_done_callback(_leaving.discard)
+    return await asyncio.shield(task)
+
+
+_leaving: set[asyncio.Future[bool]] = set()
+"""Leaves under way (their tasks, kept from the garbage collector while their callers may be gone)."""
+
+
+async def _leave(client_id: int, reason: str, force: bool) -> bool:
     try:
         departure: Departure | None = await (db(_depart)(client_id, True) if force else departures.submit(client_id))
     except Exception as exc:
