@@ -9,6 +9,7 @@ layer and local-disk storage under ``var/``, so that a fresh clone runs as it is
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -227,6 +228,7 @@ FILESHARE_SEND_TIMEOUT = env_number("FILESHARE_SEND_TIMEOUT", 10)
 FILESHARE_PING_INTERVAL = env_number("FILESHARE_PING_INTERVAL", 5)
 FILESHARE_PING_TIMEOUT = env_number("FILESHARE_PING_TIMEOUT", 10)
 FILESHARE_LEASE_SECONDS = env_number("FILESHARE_LEASE_SECONDS", 15)
+FILESHARE_LEAVE_RETRY_SECONDS = env_number("FILESHARE_LEAVE_RETRY_SECONDS", 30)
 FILESHARE_PUBLIC_ID_IS_KEY = env_bool("FILESHARE_PUBLIC_ID_IS_KEY", False)
 # Browser pages of these origins may use /fs/ and /tus/ (comma-separated); "*" any (fileshare/fileapi/cors.py).
 FILESHARE_CORS_ORIGINS = env("FILESHARE_CORS_ORIGINS", "*")
@@ -292,3 +294,42 @@ FILESHARE_TRUSTED_UPLOAD_HEADER = env("FILESHARE_TRUSTED_UPLOAD_HEADER", "") or 
 FILESHARE_TRUSTED_UPLOAD_DIR = env("FILESHARE_TRUSTED_UPLOAD_DIR", "") or None
 # Such an adopted PUT is answered before its SHA-256 is computed (the recipe sets it).
 FILESHARE_CHECKSUM_AFTER_ANSWER = env_bool("FILESHARE_CHECKSUM_AFTER_ANSWER", False)
+
+# -- The dashboard's and the admin's security (docs/operations.md) ----------------------
+# Kept apart from the lists above: each line adds one thing.
+
+# Content-Security-Policy (django-csp): scripts, styles and everything else only from
+# the site itself, no inline script, no framing.
+MIDDLEWARE = [*MIDDLEWARE, "csp.middleware.CSPMiddleware"]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# Secure cookies: on every HTTPS request (fileshare.dashboard.secure_cookies), or always.
+MIDDLEWARE = ["fileshare.dashboard.secure_cookies.SecureCookiesMiddleware", *MIDDLEWARE]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("CONCIERGE_SECURE_COOKIES", False)
+# Behind a proxy that terminates TLS and sets X-Forwarded-Proto (deploy/nginx.conf does).
+if env_bool("CONCIERGE_TRUST_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Login throttling (django-axes): after CONCIERGE_LOGIN_FAILURE_LIMIT failed logins for
+# one username from one address, that pair is refused (429) for CONCIERGE_LOGIN_LOCKOUT seconds.
+INSTALLED_APPS = [*INSTALLED_APPS, "axes"]
+MIDDLEWARE = [*MIDDLEWARE, "axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("CONCIERGE_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(seconds=env_number("CONCIERGE_LOGIN_LOCKOUT", 900))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False

@@ -3,7 +3,10 @@
 The rows belong to live sessions: the server creates and deletes them, so the
 admin may look but never add, change or delete (an operator disconnects a
 client from the dashboard, which runs the whole leave sequence). A client's
-secret key is never shown: it is left out of every field list and search.
+secret key is never shown: it is left out of every field list and search, and no
+query string may filter on it (``?key__startswith=`` would give it away a character
+at a time): every lookup that goes through a field named in ``SECRET_FIELDS``, on
+the model or across a relation, is refused with 400.
 """
 
 from __future__ import annotations
@@ -11,14 +14,29 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest
 from django.urls import reverse_lazy
 
 from fileshare.models import LiveClient, ResumableUpload, ServerInstance, Service, StoredFile, Subscription
 
+SECRET_FIELDS = frozenset({"key"})
+"""Fields no admin lookup may pass through: a client's secret key."""
+
+
+def touches_secret(lookup: str) -> bool:
+    """Whether the query-string lookup ``lookup`` (``owner__key__startswith``) goes through a secret field."""
+    return any(part in SECRET_FIELDS for part in lookup.split(LOOKUP_SEP))
+
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """View-only: every field read-only, no add, change or delete."""
+    """View-only: every field read-only, no add, change or delete; no lookup on a secret."""
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        """Refuse (400) any lookup through a secret field; otherwise Django's rules."""
+        if touches_secret(lookup):
+            return False
+        return bool(super().lookup_allowed(lookup, value, request))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         """Every listed field, so nothing is editable even to a superuser."""

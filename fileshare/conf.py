@@ -79,6 +79,18 @@ def lease_seconds() -> float:
     return float(_get("FILESHARE_LEASE_SECONDS", 15))
 
 
+def leave_retry_seconds() -> float:
+    """Seconds a leave that failed part way may go without its retrier renewing it
+    before any process's sweeper finishes it (``FILESHARE_LEAVE_RETRY_SECONDS``).
+    Default 30. The process where it failed retries it on every heartbeat
+    (``FILESHARE_LEASE_SECONDS / 3``) and renews it each time; this is for when that
+    process died (docs/operations.md)."""
+    value = float(_get("FILESHARE_LEAVE_RETRY_SECONDS", 30))
+    if value <= 0:
+        raise ImproperlyConfigured(f"FILESHARE_LEAVE_RETRY_SECONDS={value}: must be positive")
+    return value
+
+
 def public_id_is_key() -> bool:
     """Restore the original's behaviour: the public id *is* the secret key. Default off."""
     return bool(_get("FILESHARE_PUBLIC_ID_IS_KEY", False))

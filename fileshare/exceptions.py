@@ -130,6 +130,13 @@ class TargetBusy(FileshareError):
     payload_type = "BAD"
 
 
+class ChannelLayerDown(FileshareError):
+    """The channel layer (Redis) cannot be reached: nothing was sent through it."""
+
+    http_status = 503
+    error = "channel_layer_unavailable"
+
+
 # -- File API: the status code and a one-line JSON body. -------------------------------------
 
 

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from channels.auth import AuthMiddlewareStack
-from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path
 
 from fileshare.dashboard.consumer import DashboardConsumer
+from fileshare.dashboard.origins import ExactOriginValidator
 from fileshare.ws.consumers import ConciergeConsumer
 
 websocket_urlpatterns = [
     path("ws", ConciergeConsumer.as_asgi(), name="ws"),
-    # Browsers, not programs, open the dashboard socket: check their Origin
-    # against ALLOWED_HOSTS and read the login session from the cookie.
+    # Browsers, not programs, open the dashboard socket: its Origin must be the
+    # page's own, port included (fileshare.dashboard.origins), and the session comes from the cookie.
     path(
         "dashboard/ws",
-        AllowedHostsOriginValidator(AuthMiddlewareStack(DashboardConsumer.as_asgi())),
+        ExactOriginValidator(AuthMiddlewareStack(DashboardConsumer.as_asgi())),
         name="dashboard-ws",
     ),
 ]

@@ -1,7 +1,7 @@
 """The dashboard's websocket (``/dashboard/ws``): live deltas for one open page.
 
-The route wraps this consumer in ``AllowedHostsOriginValidator`` and
-``AuthMiddlewareStack`` (``fileshare.routing``); ``connect`` lets only staff
+The route wraps this consumer in ``ExactOriginValidator`` (``fileshare.dashboard.origins``:
+the page's own origin, port included) and ``AuthMiddlewareStack`` (``fileshare.routing``); ``connect`` lets only staff
 users in. Each page tells the consumer what it shows (a ``view`` message: its
 filters and the client whose files are open). Events from ``relay.notify_dashboard``,
 sent by any server process through the channel layer, are gathered for

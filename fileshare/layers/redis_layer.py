@@ -24,6 +24,16 @@ nothing waits in that channel's local queue; a counted one is uncounted at once.
 Messages for a channel whose consumer has ended are dropped (and uncounted). The
 pump pops a message before it is delivered; if the process dies in between, the
 message is lost with the process and with the client it was meant for.
+
+**Redis outages and restarts.** While Redis cannot be reached, every send, broadcast
+and group change raises ``ChannelLayerDown`` (the client's request is answered with
+what failed, not with a traceback) and the log gets one line when the outage starts
+and one when it ends. A Redis that restarts (or is flushed) comes back without the
+group memberships: without them, no client connected before would hear a broadcast
+again. So each process remembers the groups its own channels joined, keeps a marker
+key in Redis (``<prefix>alive:<process>``, renewed every ``WATCH_EVERY`` seconds), and
+when the marker is gone re-adds every membership it holds, logging one line with the
+counts (``check_memberships``).
 """
 
 from __future__ import annotations
@@ -40,8 +50,13 @@ from typing import Any
 from channels.exceptions import ChannelFull
 from channels_redis.core import RedisChannelLayer
 from redis.asyncio import BlockingConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from fileshare.exceptions import ChannelLayerDown
 from fileshare.layers.takers import Takers
 
 logger = logging.getLogger(__name__)
@@ -103,6 +118,18 @@ class _Outgoing:
     done: asyncio.Future[None]
 
 
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+"""What redis-py raises when Redis cannot be reached (refused, reset, timed out, loading)."""
+
+WATCH_EVERY = 1.0
+"""Seconds between two checks that Redis still holds this process's group memberships."""
+SETTLE = 3 * WATCH_EVERY
+"""Seconds after Redis is back (or lost memberships were restored) until ``settled``:
+by then every process has had time to restore its own, so a broadcast reaches them all."""
+MARKER_TTL = 600
+"""Seconds the marker key of a process outlives its last renewal (a dead process's goes)."""
+
+
 POOL_CONNECTIONS = 100
 """Redis connections per process and Redis host at most (redis-py's default)."""
 POOL_WAIT = 20.0
@@ -123,6 +150,12 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
         self._sending: asyncio.Task[None] | None = None
         self._last_queued: asyncio.Future[None] | None = None
         self._last_score = 0.0
+        self._down_since: float | None = None
+        self._back_at = -SETTLE
+        self.memberships: dict[str, set[str]] = collections.defaultdict(set)
+        """The groups this process's channels joined (group -> channels), to restore them."""
+        self._watch: asyncio.Task[None] | None = None
+        self._marked: set[int] = set()
 
     def create_pool(self, index: int) -> Any:
         """A pool that waits for a free connection instead of refusing the command.
@@ -141,17 +174,59 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
             return super().create_pool(index)
         host.setdefault("max_connections", POOL_CONNECTIONS)
         host.setdefault("timeout", POOL_WAIT)
+        # After a Redis restart every pooled connection is dead, and the first command on
+        # each would fail: a command that meets a closed connection is tried once more,
+        # on a new one. (The Redis that closed it is gone with whatever it held, so the
+        # second try duplicates nothing.)
+        host.setdefault("retry", Retry(NoBackoff(), 1))
+        host.setdefault("retry_on_error", [RedisConnectionError])
         return BlockingConnectionPool.from_url(address, **host)
 
     def _counter_key(self, channel: str) -> str:
         return f"{self.prefix}depth:{channel}"
+
+    # -- outages -----------------------------------------------------------------------------
+
+    def _unreachable(self, exc: BaseException) -> None:
+        """Note that Redis could not be reached; the first failure of an outage is logged
+        (one line, no traceback), the others are not."""
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            logger.error(
+                "Redis is unreachable (%s: %s); sends, broadcasts and group changes fail until it is back",
+                type(exc).__name__,
+                exc,
+            )
+
+    def unreachable(self, exc: BaseException, what: str) -> ChannelLayerDown:
+        """The error for an operation that failed because Redis is unreachable (noted by
+        ``_unreachable``); ``what`` names what was not sent."""
+        self._unreachable(exc)
+        return ChannelLayerDown(f"the channel layer (Redis) is unreachable, so {what} could not be sent; try again later")
+
+    def _reachable(self) -> None:
+        """Redis answered: log the end of an outage (once)."""
+        if self._down_since is not None:
+            logger.warning("Redis is reachable again after %.1f s", time.monotonic() - self._down_since)
+            self._down_since = None
+            self._back_at = time.monotonic()
+
+    def settled(self) -> bool:
+        """Whether Redis is reachable and has been for SETTLE seconds since it came back
+        or lost this process's memberships. Work that was held back by an outage (a
+        leave's broadcasts) waits for this, so that every process has restored its
+        clients' memberships before it broadcasts."""
+        return self._down_since is None and time.monotonic() - self._back_at >= SETTLE
 
     # -- sending -----------------------------------------------------------------------------
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         if "!" not in channel:
             await self._outbox_sent()
-            await super().send(channel, message)
+            try:
+                await super().send(channel, message)
+            except UNREACHABLE as exc:
+                raise self.unreachable(exc, "the message") from None
             return
         await self.send_in_order(channel, message)
 
@@ -194,12 +269,16 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
                 try:
                     queued = await self._script(self.connection(index), _SEND, len(keys), *keys, *args)
                 except BaseException as exc:
+                    error: Exception = exc if isinstance(exc, Exception) else ConnectionError(str(exc))
+                    if isinstance(exc, UNREACHABLE):
+                        error = self.unreachable(exc, "the message")
                     for item in items:
                         if not item.done.done():
-                            item.done.set_exception(exc if isinstance(exc, Exception) else ConnectionError(str(exc)))
+                            item.done.set_exception(error)
                     if not isinstance(exc, Exception):
                         raise
                     continue
+                self._reachable()
                 for item, ok in zip(items, queued, strict=True):
                     if not item.done.done():
                         if ok:
@@ -217,7 +296,29 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         # A broadcast goes after the messages sent before it, as a send would.
         await self._outbox_sent()
-        await super().group_send(group, message)
+        try:
+            await super().group_send(group, message)
+        except UNREACHABLE as exc:
+            raise self.unreachable(exc, "the broadcast") from None
+
+    async def group_add(self, group: str, channel: str) -> None:
+        # Remembered first: if Redis is down now, the membership is restored when it is back.
+        self.memberships[group].add(channel)
+        try:
+            await super().group_add(group, channel)
+        except UNREACHABLE as exc:
+            raise self.unreachable(exc, "the group membership") from None
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        channels = self.memberships.get(group)
+        if channels is not None:
+            channels.discard(channel)
+            if not channels:
+                del self.memberships[group]
+        try:
+            await super().group_discard(group, channel)
+        except UNREACHABLE as exc:
+            raise self.unreachable(exc, "the group change") from None
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -256,6 +357,11 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
         queue = self._queues.pop(channel, None)
         if queue:
             self._took(channel, sum(1 for counted, _ in queue if counted))
+        # An ended consumer's memberships are not restored after a Redis restart.
+        for group in [g for g, channels in self.memberships.items() if channel in channels]:
+            self.memberships[group].discard(channel)
+            if not self.memberships[group]:
+                del self.memberships[group]
 
     def _ensure_pump(self, process_channel: str) -> None:
         """Start the task that moves ``process_channel``'s messages from Redis to local queues."""
@@ -265,6 +371,8 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
             self._pumps[process_channel] = loop.create_task(
                 self._run_pump(process_channel), name=f"redis pump {process_channel}"
             )
+        if self._watch is None or self._watch.done() or self._watch.get_loop() is not loop:
+            self._watch = loop.create_task(self._watch_memberships(), name="redis membership watch")
 
     async def _run_pump(self, process_channel: str) -> None:
         key = self.prefix + process_channel
@@ -281,10 +389,15 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
                 popped = [(blocked[1], blocked[2]), *popped]
             except asyncio.CancelledError:
                 raise
+            except UNREACHABLE as exc:
+                self._unreachable(exc)
+                await asyncio.sleep(1)
+                continue
             except Exception:
                 logger.exception("receiving from Redis failed; retrying in 1 s")
                 await asyncio.sleep(1)
                 continue
+            self._reachable()
             for member, _score in popped:
                 self._hand_out(self.deserialize(member))
 
@@ -341,8 +454,68 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
                         *(taken[channels[p]] for p in positions),
                         int(self.expiry),
                     )
+                except UNREACHABLE as exc:
+                    self._unreachable(exc)  # the counters went with Redis, or expire
                 except Exception:
                     logger.exception("lowering channel counters in Redis failed; they expire in %s s", self.expiry)
+
+    # -- group memberships after a Redis restart -------------------------------------------
+
+    def _marker_key(self) -> str:
+        return f"{self.prefix}alive:{self.client_prefix}"
+
+    async def _watch_memberships(self) -> None:
+        """Every WATCH_EVERY seconds, check each Redis host for this process's marker and
+        restore the memberships it lost."""
+        while True:
+            for index in range(self.ring_size):
+                try:
+                    await self.check_memberships(index)
+                except UNREACHABLE as exc:
+                    self._unreachable(exc)
+                except Exception:
+                    logger.exception("checking group memberships in Redis failed; trying again in %s s", WATCH_EVERY)
+            await asyncio.sleep(WATCH_EVERY)
+
+    async def check_memberships(self, index: int) -> int:
+        """Renew the marker on host ``index``; if it was gone, re-add this process's
+        memberships of the groups kept there. Returns how many were re-added."""
+        connection = self.connection(index)
+        key = self._marker_key()
+        if await connection.set(key, b"1", ex=MARKER_TTL, xx=True):
+            self._reachable()
+            return 0
+        groups = {
+            group: set(channels)
+            for group, channels in self.memberships.items()
+            if channels and self.consistent_hash(group) == index
+        }
+        async with connection.pipeline(transaction=False) as pipe:
+            now = time.time()
+            for group, channels in groups.items():
+                pipe.zadd(self._group_key(group), dict.fromkeys(channels, now))
+                pipe.expire(self._group_key(group), self.group_expiry)
+            pipe.set(key, b"1", ex=MARKER_TTL)
+            await pipe.execute()
+        # A channel that left meanwhile must not stay in a group it left.
+        for group, channels in groups.items():
+            gone = channels - self.memberships.get(group, set())
+            if gone:
+                await connection.zrem(self._group_key(group), *gone)
+        self._reachable()
+        self._back_at = time.monotonic()
+        restored = sum(len(channels) for channels in groups.values())
+        if index in self._marked:
+            logger.warning(
+                "Redis (host %d) lost this process's group memberships (restarted or flushed): "
+                "restored %d memberships of %d channels in %d groups",
+                index,
+                restored,
+                len(set().union(*groups.values())) if groups else 0,
+                len(groups),
+            )
+        self._marked.add(index)
+        return restored
 
     @staticmethod
     async def _script(connection: Any, script: str, keys: int, *args: Any) -> Any:
@@ -356,13 +529,14 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
             return await connection.eval(script, keys, *args)
 
     async def close_pools(self) -> None:
-        for task in [*self._pumps.values(), self._reporting, self._sending]:
+        for task in [*self._pumps.values(), self._reporting, self._sending, self._watch]:
             if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self._pumps.clear()
         self._reporting = None
+        self._watch = None
         await super().close_pools()
 
 

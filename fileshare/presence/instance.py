@@ -12,6 +12,10 @@ process runs nothing), so liveness is a lease in the shared database:
   swept) closes its sockets with 4011 and starts a new lease.
 
 With the default 15 s lease, a dead process's clients are gone within 20 s.
+
+Each beat also retries this process's leaves that failed part way (a Redis or
+database outage: ``lifecycle.retries``) and finishes the leaves that another
+process left unfinished and stopped retrying (``lifecycle.finish_stale``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from django.utils import timezone
 from fileshare import conf
 from fileshare.models import LiveClient, ServerInstance
 from fileshare.observe import metrics
+from fileshare.presence import lifecycle
 from fileshare.presence.lifecycle import leave
 from fileshare.presence.registry import db, local
 from fileshare.protocol import CloseCode
@@ -75,8 +80,12 @@ class Instance:
             await asyncio.sleep(period)
             try:
                 await self.beat()
+            except lifecycle.OUTAGES as exc:  # one line: the outage is the news, not the stack
+                logger.warning("heartbeat failed (%s: %s)", type(exc).__name__, exc)
             except Exception:  # keep beating: one failed beat must not end the lease
                 logger.exception("heartbeat failed")
+            # Apart from the beat: a database outage must not hold back what needs only Redis.
+            await lifecycle.retries.run()
 
     async def beat(self) -> None:
         """Renew the lease and sweep lapsed ones (also called directly by tests)."""
@@ -85,6 +94,7 @@ class Instance:
             for channel in local.channel_names():
                 await relay.kick(channel, CloseCode.SERVER_LEFT, "server lease lapsed")
         await sweep(exclude=self.id)
+        await lifecycle.finish_stale()
 
 
 def _claim_expired(exclude: uuid.UUID | None) -> list[tuple[uuid.UUID, list[int]]]:
@@ -97,7 +107,10 @@ def _claim_expired(exclude: uuid.UUID | None) -> list[tuple[uuid.UUID, list[int]
         if ServerInstance.objects.filter(pk=row.pk, heartbeat_at=row.heartbeat_at).update(
             heartbeat_at=now
         ):
-            clients = list(LiveClient.objects.filter(instance_id=row.pk).values_list("pk", flat=True))
+            # A client whose leave already started is another's to finish (lifecycle.finish_stale).
+            clients = list(
+                LiveClient.objects.filter(instance_id=row.pk, left_at__isnull=True).values_list("pk", flat=True)
+            )
             claimed.append((row.pk, clients))
     return claimed
 

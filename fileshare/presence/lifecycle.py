@@ -5,6 +5,13 @@ the clients of a dead process) and the dashboard's disconnect action. Whoever
 calls it first does the work; a second call for the same client returns at once,
 unless ``force`` is given (the sweeper, finishing a leave that a dead process
 started).
+
+A leave that fails part way (Redis or the database unreachable) is not dropped: it
+is kept in ``retries`` with the steps still to do and tried again on every heartbeat
+of this process (``fileshare.presence.instance``) until it completes. While it waits, its row
+(if it still has one) carries ``left_at``, which every retry renews: a row whose
+``left_at`` has not been renewed for ``FILESHARE_LEAVE_RETRY_SECONDS`` has lost its
+retrier (its process died) and any process's sweeper finishes it (``claim_stale``).
 """
 
 from __future__ import annotations
@@ -15,12 +22,16 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import IntegrityError, connection, transaction
+from channels.layers import get_channel_layer
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from fileshare import conf
+from fileshare.exceptions import ChannelLayerDown
 from fileshare.models import LiveClient, ResumableUpload, Service, StoredFile, Subscription, UploadPart
 from fileshare.observe import metrics
 from fileshare.presence import trips
@@ -45,6 +56,10 @@ class Departure:
     released: bool = False
     """The client held nothing (no service, subscription, file or upload), so its row
     went with the claim, in one statement: ``_release`` has nothing left to do."""
+    parted: bool = False
+    """Progress of ``_finish``: its channel left the broadcast group and routes to it were forgotten."""
+    stored_gone: bool = False
+    """Progress of ``_finish``: its folder is deleted (or queued for the sweeper) and its row released."""
 
 
 COLUMNS = '"id", "name", "nickname", "public_id", "tags", "channel_name", "folder"'
@@ -321,36 +336,196 @@ async def leave(client_id: int, reason: str, *, force: bool = False) -> bool:
     held nothing, whose row goes with the first step and whose folder (see
     FolderSweeper) is swept in a batch soon after. Clients leaving at once share the
     first trip (``Departures``).
+
+    A failure part way does not raise: the leave is handed to ``retries`` (logged in
+    one line), which finishes it later, and False is returned. Cancelling the caller
+    does not cancel the leave (daphne cancels a consumer whose disconnect takes longer
+    than its close timeout, e.g. while the database is unreachable): it goes on in a
+    task of its own.
     """
+    task = asyncio.ensure_future(_leave(client_id, reason, force))
+    _leaving.add(task)
+    task.add_done_callback(_leaving.discard)
+    return await asyncio.shield(task)
+
+
+_leaving: set[asyncio.Future[bool]] = set()
+"""Leaves under way (their tasks, kept from the garbage collector while their callers may be gone)."""
+
+
+async def _leave(client_id: int, reason: str, force: bool) -> bool:
     started = time.perf_counter()
-    departure: Departure | None = await (db(_depart)(client_id, True) if force else departures.submit(client_id))
+    try:
+        departure: Departure | None = await (db(_depart)(client_id, True) if force else departures.submit(client_id))
+    except Exception as exc:
+        retries.add(Unfinished(client_id, reason, None, force), exc)
+        return False
     if departure is None:
         return False
-    info = departure.info
-    logger.info("client %s leaving: %s", info["name"], reason)
-    await relay.part(departure.channel_name)
-    # Other processes stop relaying to it now, not when CLIENT_LEFT goes out.
-    await relay.forget(info)
+    logger.info("client %s leaving: %s", departure.info["name"], reason)
+    try:
+        await _finish(client_id, departure)
+    except Exception as exc:
+        retries.add(Unfinished(client_id, reason, departure, force), exc)
+        return False
+    metrics.LEAVES.inc()
+    metrics.LEAVE_SECONDS.observe(time.perf_counter() - started)
+    return True
 
-    for service in departure.services:
+
+async def _finish(client_id: int, departure: Departure) -> None:
+    """The leave's steps after the claim; each done step is noted in ``departure``, so
+    that a retry after a failure goes on from the step that failed."""
+    info = departure.info
+    if not departure.parted:
+        await relay.part(departure.channel_name)
+        # Other processes stop relaying to it now, not when CLIENT_LEFT goes out.
+        await relay.forget(info)
+        departure.parted = True
+
+    while departure.services:
+        service = departure.services[0]
         await relay.broadcast({"type": "SERVICE_DELETE_RESULT", "service": service})
         await relay.notify_dashboard("service_deleted", service=service["name"])
-    for service, channels in departure.subscriptions:
+        departure.services.pop(0)
+    while departure.subscriptions:
+        service, channels = departure.subscriptions[0]
         event = {"type": "SERVICE_CLIENT_UNSUBSCRIBED", "client": info, "service": service}
         await relay.deliver_many(channels, event)
         await relay.notify_dashboard("service_changed", service=service["name"])
+        departure.subscriptions.pop(0)
 
-    if departure.released:
-        # It held nothing and its row is gone: its folder is swept with others', soon.
-        sweeper.add(departure.folder)
-    else:
-        # Storage I/O may be slow (S3): a worker thread of its own, not the database
-        # thread. Between the two steps the index rows still exist, but nothing serves
-        # them: lookups skip clients whose leave has started.
-        await sync_to_async(storage.delete_folder, thread_sensitive=False)(departure.folder)
-        await db(_release)(client_id)
+    if not departure.stored_gone:
+        if departure.released:
+            # It held nothing and its row is gone: its folder is swept with others', soon.
+            sweeper.add(departure.folder)
+        else:
+            # Storage I/O may be slow (S3): a worker thread of its own, not the database
+            # thread. Between the two steps the index rows still exist, but nothing serves
+            # them: lookups skip clients whose leave has started.
+            await sync_to_async(storage.delete_folder, thread_sensitive=False)(departure.folder)
+            await db(_release)(client_id)
+        departure.stored_gone = True
     await relay.broadcast({"type": "CLIENT_LEFT", "client": info})
-    metrics.LEAVES.inc()
-    metrics.LEAVE_SECONDS.observe(time.perf_counter() - started)
     await relay.notify_dashboard("client_left", client=info["name"])
-    return True
+
+
+# -- Leaves that failed part way, tried again until they complete ----------------------------
+
+OUTAGES = (ChannelLayerDown, OperationalError, InterfaceError, OSError)
+"""Failures that mean a service (Redis, the database, storage) is unreachable: logged
+in one line, without a traceback."""
+
+
+@dataclass
+class Unfinished:
+    """A leave that failed part way: what is known of it, and its retry lease."""
+
+    client_id: int
+    reason: str
+    departure: Departure | None
+    """None while the leave is not claimed yet (the claim itself failed)."""
+    force: bool
+    attempts: int = 0
+    renewed: datetime | None = None
+    """The ``left_at`` this process last wrote to the row (its lease on the retry)."""
+
+
+class Retries:
+    """This process's unfinished leaves (``Unfinished``), retried on each heartbeat."""
+
+    def __init__(self) -> None:
+        self._pending: dict[int, Unfinished] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, unfinished: Unfinished, error: BaseException) -> None:
+        """Keep ``unfinished`` for the next ``run``; log its failure once."""
+        who = unfinished.departure.info["name"] if unfinished.departure else f"client #{unfinished.client_id}"
+        retry = f"retrying every {conf.lease_seconds() / 3:g} s until it completes"
+        if isinstance(error, OUTAGES):
+            logger.warning("the leave of %s failed (%s: %s); %s", who, type(error).__name__, error, retry)
+        else:
+            logger.error("the leave of %s failed; %s", who, retry, exc_info=error)
+        self._pending[unfinished.client_id] = unfinished
+
+    async def run(self) -> int:
+        """Try every unfinished leave once more; returns how many completed.
+
+        Not while the channel layer is settling after an outage (``settled``): the
+        leave's broadcasts would miss the processes that have not restored their
+        clients' group memberships yet."""
+        done = 0
+        settled = getattr(get_channel_layer(), "settled", None)
+        if self._pending and settled is not None and not settled():
+            return done
+        for client_id, unfinished in list(self._pending.items()):
+            unfinished.attempts += 1
+            try:
+                completed = await self._retry(unfinished)
+            except Exception as exc:
+                if not isinstance(exc, OUTAGES):
+                    logger.error("retrying the leave of client #%s failed", client_id, exc_info=exc)
+                continue
+            del self._pending[client_id]
+            if completed:
+                done += 1
+                who = unfinished.departure.info["name"] if unfinished.departure else f"client #{client_id}"
+                logger.info("the leave of %s completed (retry %d)", who, unfinished.attempts)
+        return done
+
+    async def _retry(self, unfinished: Unfinished) -> bool:
+        """One more try; False if there is nothing left for this process to do (another
+        process finished the leave or took it over)."""
+        departure = unfinished.departure
+        if departure is None:
+            departure = await db(_depart)(unfinished.client_id, unfinished.force)
+            if departure is None:
+                return False
+            unfinished.departure = departure
+            logger.info("client %s leaving: %s", departure.info["name"], unfinished.reason)
+        if not departure.stored_gone and not departure.released:
+            renewed = await db(_renew_claim)(unfinished.client_id, unfinished.renewed)
+            if renewed is None:
+                return False  # the row is gone or another process's sweeper took the leave over
+            unfinished.renewed = renewed
+        await _finish(unfinished.client_id, departure)
+        return True
+
+
+retries = Retries()
+"""This process's unfinished leaves."""
+
+
+def _renew_claim(client_id: int, mine: datetime | None) -> datetime | None:
+    """Renew a leaving row's ``left_at`` (the retry's lease); None if it is gone or its
+    ``left_at`` is no longer the one this process wrote (``mine``; None on the first try)."""
+    now = timezone.now()
+    rows = LiveClient.objects.filter(pk=client_id, left_at__isnull=False)
+    if mine is not None:
+        rows = rows.filter(left_at=mine)
+    return now if rows.update(left_at=now) else None
+
+
+def claim_stale() -> list[int]:
+    """The leaving rows whose retrier stopped renewing them, claimed (``left_at`` pushed
+    forward, conditionally) for this process to finish."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=conf.leave_retry_seconds())
+    claimed = []
+    for pk, left_at in LiveClient.objects.filter(left_at__lt=cutoff).values_list("pk", "left_at"):
+        if LiveClient.objects.filter(pk=pk, left_at=left_at).update(left_at=now):
+            claimed.append(pk)
+    return claimed
+
+
+async def finish_stale() -> int:
+    """Finish the leaves whose retrier stopped (see ``claim_stale``); returns how many
+    completed here (the others wait in ``retries``)."""
+    count = 0
+    for client_id in await db(claim_stale)():
+        logger.warning("the leave of client #%s was left unfinished; finishing it", client_id)
+        if await leave(client_id, "its leave was left unfinished", force=True):
+            count += 1
+    return count
