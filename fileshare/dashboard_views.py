@@ -35,7 +35,7 @@ from django.urls import reverse
 from django.utils.http import http_date
 from django.views.decorators import http as http_decorators
 
-from fileshare import dashboard, downloads, files, lifecycle, paths, relay
+from fileshare import conf, dashboard, downloads, files, lifecycle, paths, relay
 from fileshare.exceptions import BadRequest, FileshareError, Forbidden, NotFound, Unauthorized
 from fileshare.http import error_response, json_errors
 from fileshare.protocol import CloseCode
@@ -86,7 +86,7 @@ def _forbidden_page(request: HttpRequest) -> HttpResponse:
 def page(request: HttpRequest) -> HttpResponse:
     """``/dashboard/``: the live dashboard (the data comes from the JSON endpoints)."""
     if not request.user.is_authenticated:
-        return redirect_to_login(request.get_full_path())
+        return redirect_to_login(request.get_full_path(), conf.login_url())
     if not request.user.is_staff:
         return _forbidden_page(request)
     config = {
@@ -194,7 +194,7 @@ async def download(request: HttpRequest, client_name: str, file_path: str) -> Ht
     """``/dashboard/files/<client>/<path>``: stream a client's file to an operator."""
     user = await request.auser()
     if not user.is_authenticated:
-        return redirect_to_login(request.get_full_path())
+        return redirect_to_login(request.get_full_path(), conf.login_url())
     if not user.is_staff:
         raise Forbidden("operators only: this account is not a staff user")
     path = paths.clean(file_path)

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from django.urls import path, re_path, register_converter
+from django.conf import settings
+from django.contrib.auth import views as auth_views
+from django.urls import URLPattern, path, re_path, register_converter
 
-from fileshare import dashboard_views, tus_views, views
+from fileshare import dashboard_views, health_views, tus_views, views
 from fileshare.converters import AnyPathConverter
 
 register_converter(AnyPathConverter, "anypath")
 
 app_name = "fileshare"
+
+
+def static_patterns() -> list[URLPattern]:
+    """``STATIC_URL`` served by the app (daphne serves no static files; docs/install.md).
+
+    Only when ``STATIC_URL`` is a path on this site (``static/``, ``/static/``), not a
+    URL on another host (a CDN, an nginx location serves those)."""
+    prefix = str(getattr(settings, "STATIC_URL", None) or "")
+    if not prefix or "://" in prefix or prefix.startswith("//"):
+        return []
+    prefix = prefix.strip("/")
+    return [path(f"{prefix}/<path:path>", dashboard_views.static_file, name="static")]
+
 
 urlpatterns = [
     # pw_file listings and published files (docs/pw_file.md); before the generic routes.
@@ -18,8 +33,14 @@ urlpatterns = [
     path("fs/<str:client_name>/", views.folder_view, name="folder"),
     path("fs/<str:client_name>/<anypath:dir_path>/", views.directory_view, name="directory"),
     path("fs/<str:client_name>/<anypath:file_path>", views.file_view, name="file"),
-    # The operator dashboard (staff only; see fileshare/dashboard_views.py).
+    # The operator dashboard (staff only; see fileshare/dashboard_views.py), its login and logout.
     path("dashboard/", dashboard_views.page, name="dashboard"),
+    path(
+        "dashboard/login/",
+        auth_views.LoginView.as_view(template_name="fileshare/login.html", next_page="fileshare:dashboard"),
+        name="login",
+    ),
+    path("dashboard/logout/", auth_views.LogoutView.as_view(next_page="fileshare:login"), name="logout"),
     path("dashboard/api/clients", dashboard_views.clients, name="dashboard-clients"),
     path("dashboard/api/clients/<str:client_name>/files", dashboard_views.client_files, name="dashboard-files"),
     path("dashboard/api/services", dashboard_views.services, name="dashboard-services"),
@@ -30,4 +51,9 @@ urlpatterns = [
     re_path(r"^tus/?$", tus_views.discovery_view, name="tus"),
     re_path(r"^tus/(?P<client_name>[^/]+)/?$", tus_views.creation_view, name="tus-create"),
     path("tus/<str:client_name>/<str:upload_id>", tus_views.upload_view, name="tus-upload"),
+    # Health and the HTTP API's description (docs/health.md, docs/http-api.md): no key needed.
+    path("healthz", health_views.liveness, name="healthz"),
+    path("readyz", health_views.readiness, name="readyz"),
+    path("openapi.json", health_views.openapi, name="openapi"),
+    *static_patterns(),
 ]
