@@ -109,3 +109,28 @@ def test_an_existing_bucket_passes_the_self_check(tmp_path: Path, s3_server: S3S
         assert "backends: database sqlite, channel layer in-memory, storage s3" in process.log()
     finally:
         process.stop()
+
+
+@pytest.mark.s3
+def test_fileshare_create_bucket_creates_a_missing_bucket_once_and_the_server_then_starts(
+    tmp_path: Path, s3_server: S3Server
+) -> None:
+    bucket = f"created-{tmp_path.name[-12:].lower().replace('_', '-')}"
+    env = base_env(tmp_path, **s3_env(s3_server, bucket, tmp_path))
+    manage(env, "migrate", "-v0")
+    assert manage(env, "fileshare_create_bucket").stdout.strip() == f"Created the bucket {bucket!r}."
+    assert manage(env, "fileshare_create_bucket").stdout.strip() == f"The bucket {bucket!r} exists; nothing to do."
+    assert s3_server.client().head_bucket(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    process = start_server(env, tmp_path, "created")
+    try:
+        assert httpx.get(f"{process.url}/readyz").json()["checks"]["storage"] == {"backend": "s3", "ok": True}
+    finally:
+        process.stop()
+
+
+def test_fileshare_create_bucket_makes_a_missing_storage_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "not-yet" / "files"
+    env = base_env(tmp_path, FILESHARE_STORAGE_ROOT=str(folder))
+    assert manage(env, "fileshare_create_bucket").stdout.strip() == f"The storage folder {folder} was created."
+    assert folder.is_dir()
+    assert manage(env, "fileshare_create_bucket").stdout.strip() == f"The storage folder {folder} exists."
