@@ -35,6 +35,13 @@ def login_url() -> str:
     return "fileshare:login"
 
 
+def logout_redirect_url() -> str:
+    """Where the dashboard's logout leads: the project's ``LOGOUT_REDIRECT_URL`` when it
+    sets one, else the login page (:func:`login_url`)."""
+    value = _get("LOGOUT_REDIRECT_URL", None)
+    return str(value) if value else login_url()
+
+
 def host() -> str:
     """Address ``runconcierge`` binds to when given no ``--host``: the project's
     ``CONCIERGE_HOST``. Default ``127.0.0.1``."""

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, path, re_path, register_converter
 
-from fileshare import dashboard_views, health_views, tus_views, views
+from fileshare import dashboard_views, health_views, login_views, tus_views, views
 from fileshare.converters import AnyPathConverter
 
 register_converter(AnyPathConverter, "anypath")
@@ -35,12 +34,8 @@ urlpatterns = [
     path("fs/<str:client_name>/<anypath:file_path>", views.file_view, name="file"),
     # The operator dashboard (staff only; see fileshare/dashboard_views.py), its login and logout.
     path("dashboard/", dashboard_views.page, name="dashboard"),
-    path(
-        "dashboard/login/",
-        auth_views.LoginView.as_view(template_name="fileshare/login.html", next_page="fileshare:dashboard"),
-        name="login",
-    ),
-    path("dashboard/logout/", auth_views.LogoutView.as_view(next_page="fileshare:login"), name="logout"),
+    path("dashboard/login/", login_views.LoginView.as_view(), name="login"),
+    path("dashboard/logout/", login_views.LogoutView.as_view(), name="logout"),
     path("dashboard/api/clients", dashboard_views.clients, name="dashboard-clients"),
     path("dashboard/api/clients/<str:client_name>/files", dashboard_views.client_files, name="dashboard-files"),
     path("dashboard/api/services", dashboard_views.services, name="dashboard-services"),

@@ -134,3 +134,12 @@ def test_fileshare_create_bucket_makes_a_missing_storage_folder(tmp_path: Path) 
     assert manage(env, "fileshare_create_bucket").stdout.strip() == f"The storage folder {folder} was created."
     assert folder.is_dir()
     assert manage(env, "fileshare_create_bucket").stdout.strip() == f"The storage folder {folder} exists."
+
+
+def test_ensure_operator_no_links_leaves_the_url_to_runconcierge(tmp_path: Path) -> None:
+    """./scripts/run passes --no-links: the URL ensure_operator would print ignores --port."""
+    env = base_env(tmp_path, CONCIERGE_OPERATOR_PASSWORD="a long enough secret")
+    manage(env, "migrate", "-v0")
+    first = manage(env, "ensure_operator", "--no-links").stdout
+    assert "Created the operator account 'admin'" in first and "http" not in first
+    assert manage(env, "ensure_operator", "--no-links").stdout.strip() == "Operators exist (e.g. 'admin')."
