@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
-from fileshare import conf, upstream
+from fileshare import conf, origin_checks, upstream
 
 
 @register()
@@ -75,3 +75,40 @@ def check_upstream_parts(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
                 )
             )
     return messages
+def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """fileshare.E003: a default channel layer must be configured (messages travel over it)."""
+    layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
+    if "default" not in layers:
+        return [
+            Error(
+                "CHANNEL_LAYERS has no 'default' layer: every IDENTIFY would close with 4000.",
+                hint=(
+                    "For one process add CHANNEL_LAYERS = {'default': {'BACKEND': "
+                    "'channels.layers.InMemoryChannelLayer'}}; for several, a channels_redis layer "
+                    "(docs/install.md)."
+                ),
+                id="fileshare.E003",
+            )
+        ]
+    return []
+
+
+@register()
+def check_ws_without_origin_validator(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """fileshare.E004: ``/ws`` must not sit behind an origin validator (programs send no Origin)."""
+    application = origin_checks.load_asgi_application()
+    if application is None or not origin_checks.concierge_behind_origin_validator(application):
+        return []
+    return [
+        Error(
+            "The concierge's websocket (fileshare.routing.websocket_urlpatterns) is wrapped in an "
+            "OriginValidator (AllowedHostsOriginValidator): programs that send no Origin header get HTTP 403.",
+            hint=(
+                "Route fileshare.routing.websocket_urlpatterns outside the validator, e.g. "
+                "URLRouter([*fileshare.routing.websocket_urlpatterns, "
+                "path('yours/', AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(your_routes))))]) "
+                "(docs/install.md). FILESHARE_SECRET admits clients instead."
+            ),
+            id="fileshare.E004",
+        )
+    ]

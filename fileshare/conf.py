@@ -27,6 +27,41 @@ def storage_alias() -> str:
     return str(_get("FILESHARE_STORAGE_ALIAS", "fileshare"))
 
 
+def login_url() -> str:
+    """Where the dashboard sends a visitor who is not logged in: the project's own
+    ``LOGIN_URL`` when it sets one, else the app's login page (``fileshare:login``,
+    ``/dashboard/login/``), so that including ``fileshare.urls`` is enough."""
+    if settings.is_overridden("LOGIN_URL"):
+        return str(settings.LOGIN_URL)
+    return "fileshare:login"
+
+
+def logout_redirect_url() -> str:
+    """Where the dashboard's logout leads: the project's ``LOGOUT_REDIRECT_URL`` when it
+    sets one, else the login page (:func:`login_url`)."""
+    value = _get("LOGOUT_REDIRECT_URL", None)
+    return str(value) if value else login_url()
+
+
+def host() -> str:
+    """Address ``runconcierge`` binds to when given no ``--host``: the project's
+    ``CONCIERGE_HOST``. Default ``127.0.0.1``."""
+    return str(_get("CONCIERGE_HOST", "127.0.0.1"))
+
+
+def port() -> int:
+    """Port ``runconcierge`` listens on when given no ``--port``: the project's
+    ``CONCIERGE_PORT``. Default 64209."""
+    return int(_get("CONCIERGE_PORT", 64209))
+
+
+def asgi_application() -> str:
+    """Dotted path of the ASGI application ``runconcierge`` serves: the project's
+    ``ASGI_APPLICATION`` (which channels and daphne read too). No default: a project
+    without it must name one with ``runconcierge --asgi``."""
+    return str(_get("ASGI_APPLICATION", "") or "")
+
+
 def secret() -> str | None:
     """Shared secret every IDENTIFY must carry; ``None`` (default) accepts any."""
     value = _get("FILESHARE_SECRET", None)

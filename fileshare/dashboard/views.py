@@ -35,6 +35,7 @@ from django.urls import reverse
 from django.utils.http import http_date
 from django.views.decorators import http as http_decorators
 
+from fileshare import conf
 from fileshare.dashboard import state as dashboard
 from fileshare.exceptions import BadRequest, FileshareError, Forbidden, NotFound, Unauthorized
 from fileshare.fileapi import downloads
@@ -90,7 +91,7 @@ def _forbidden_page(request: HttpRequest) -> HttpResponse:
 def page(request: HttpRequest) -> HttpResponse:
     """``/dashboard/``: the live dashboard (the data comes from the JSON endpoints)."""
     if not request.user.is_authenticated:
-        return redirect_to_login(request.get_full_path())
+        return redirect_to_login(request.get_full_path(), conf.login_url())
     if not request.user.is_staff:
         return _forbidden_page(request)
     config = {
@@ -198,7 +199,7 @@ async def download(request: HttpRequest, client_name: str, file_path: str) -> Ht
     """``/dashboard/files/<client>/<path>``: stream a client's file to an operator."""
     user = await request.auser()
     if not user.is_authenticated:
-        return redirect_to_login(request.get_full_path())
+        return redirect_to_login(request.get_full_path(), conf.login_url())
     if not user.is_staff:
         raise Forbidden("operators only: this account is not a staff user")
     path = paths.clean(file_path)

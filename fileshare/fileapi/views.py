@@ -18,6 +18,7 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
+from django.http.multipartparser import MultiPartParserError
 from django.urls import Resolver404, resolve
 from django.utils.http import content_disposition_header, http_date
 from django.views.decorators.csrf import csrf_exempt
@@ -87,8 +88,14 @@ def expected_sha256(request: HttpRequest) -> str | None:
 
 
 async def _parse_files(request: HttpRequest) -> Any:
-    """``request.FILES``, parsed in a worker thread (the parser reads and writes files)."""
-    return await sync_to_async(lambda: request.FILES, thread_sensitive=False)()
+    """``request.FILES``, parsed in a worker thread (the parser reads and writes files).
+
+    A body Django's parser cannot read (no boundary, a broken part) is a 400, not a 500.
+    """
+    try:
+        return await sync_to_async(lambda: request.FILES, thread_sensitive=False)()
+    except MultiPartParserError as exc:
+        raise BadRequest(f"the multipart body cannot be read: {exc}") from None
 
 
 def _file_json(row: StoredFile, folder_name: str) -> dict[str, Any]:

@@ -18,13 +18,15 @@ import secrets
 import string
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
+from django.shortcuts import resolve_url
 from django.urls import reverse
+
+from fileshare import conf
 
 USERNAME_ENV = "CONCIERGE_OPERATOR_USERNAME"
 PASSWORD_ENV = "CONCIERGE_OPERATOR_PASSWORD"
@@ -37,8 +39,7 @@ def site_url(base: str | None = None) -> str:
     """The site's base URL: ``base`` if given, else from CONCIERGE_HOST and CONCIERGE_PORT."""
     if base:
         return base.rstrip("/")
-    host = str(getattr(settings, "CONCIERGE_HOST", "127.0.0.1"))
-    port = int(getattr(settings, "CONCIERGE_PORT", 64209))
+    host, port = conf.host(), conf.port()
     if host in {"0.0.0.0", "", "::", "[::]"}:  # a wildcard bind is reachable locally
         host = "127.0.0.1"
     elif ":" in host and not host.startswith("["):
@@ -59,11 +60,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--base-url", default=None, help="base URL in the printed links (default: from CONCIERGE_HOST/PORT)"
         )
+        parser.add_argument(
+            "--no-links", action="store_true", help="print no URLs (runconcierge prints them once it listens)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Create the operator or report the existing ones; raise CommandError on a bad input."""
         base = site_url(options["base_url"])
-        login, dashboard = base + reverse("login"), base + reverse("fileshare:dashboard")
+        login, dashboard = base + resolve_url(conf.login_url()), base + reverse("fileshare:dashboard")
         user_model = get_user_model()
         field = user_model.USERNAME_FIELD
         with transaction.atomic():
@@ -73,6 +77,9 @@ class Command(BaseCommand):
                 .values_list(field, flat=True)[:3]
             )
             if existing:
+                if options["no_links"]:
+                    self.stdout.write(f"Operators exist (e.g. {existing[0]!r}).")
+                    return
                 self.stdout.write(
                     f"Operator dashboard: {dashboard} (log in at {login} as an existing operator, "
                     f"e.g. {existing[0]!r})."
@@ -102,4 +109,5 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(f"Created the operator account {username!r} with the password from ${PASSWORD_ENV}.")
-        self.stdout.write(f"Log in at {login} ; the dashboard is at {dashboard}")
+        if not options["no_links"]:
+            self.stdout.write(f"Log in at {login} ; the dashboard is at {dashboard}")
