@@ -104,6 +104,7 @@ class ConciergeClient:
         max_attempts: int | None = None,
         request_timeout: float = 10.0,
         connect_timeout: float = 10.0,
+        name_grace: float = 30.0,
         version: str = PROTOCOL_VERSION,
     ) -> None:
         self.endpoints = Endpoints.from_url(url)
@@ -118,6 +119,11 @@ class ConciergeClient:
         """Reconnection attempts in a row before giving up (None: no limit)."""
         self.request_timeout = request_timeout
         self.connect_timeout = connect_timeout
+        self.name_grace = name_grace
+        """Seconds after losing a connection during which a reconnect refused with 4005 is retried: the
+        name is then most likely still held by this client's own previous connection, which the server
+        has not yet seen die (after a server restart, until another process sweeps the dead one's
+        clients). 0 makes 4005 terminal at once, as it always is on the first connect."""
         self.version = version
         self._ws: ClientConnection | None = None
         self._hello: Hello | None = None
@@ -315,6 +321,7 @@ class ConciergeClient:
                 self._stop(TerminalClose(code, reason) if not should_retry(code) else ConnectionClosed(code, reason))
                 return
             attempt = 0
+            lost_at = asyncio.get_running_loop().time()
             while True:
                 if self.max_attempts is not None and attempt >= self.max_attempts:
                     self._stop(ConnectionClosed(code, reason))
@@ -331,8 +338,12 @@ class ConciergeClient:
                         return
                     break
                 except TerminalClose as exc:
-                    self._stop(exc)
-                    return
+                    held = asyncio.get_running_loop().time() - lost_at < self.name_grace
+                    if exc.code != 4005 or not held:
+                        self._stop(exc)
+                        return
+                    code, reason = exc.code, exc.reason
+                    attempt += 1
                 except (CannotConnect, ConnectionClosed) as exc:
                     code, reason = (exc.code, exc.reason) if isinstance(exc, ConnectionClosed) else (None, str(exc))
                     attempt += 1
