@@ -36,6 +36,7 @@ from concierge_client.events import (
     FileListing,
     Hello,
     JsonObject,
+    ServiceCreated,
     ServiceDeleted,
     ServiceInfo,
     ServiceResult,
@@ -134,12 +135,14 @@ class ConciergeClient:
         self._streams: set[asyncio.Queue[Event | None]] = set()
         self._dispatch: asyncio.Queue[Event | None] = asyncio.Queue()
         self._subscriptions: dict[str, None] = {}
+        self._awaiting: dict[str, None] = {}
         self._owned: dict[str, str | None] = {}
         self._ready = asyncio.Event()
         self._closing = False
         self._finished = False
         self._close_error: ConnectionClosed | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
         self.files = FileApi(self.endpoints, key=self._key, owner=lambda: self.name)
         """The file API (upload, download, list, delete), with this client's key."""
 
@@ -176,6 +179,8 @@ class ConciergeClient:
                 supervisor.cancel()  # waiting to reconnect: stop now
             await asyncio.wait({supervisor}, timeout=5)
             supervisor.cancel()
+        for task in list(self._background):
+            task.cancel()
         if not self._finished:
             self._emit(Disconnected(code, reason, retry_in=None))
         self._finish(None)
@@ -304,9 +309,22 @@ class ConciergeClient:
         if seq is not None:
             return  # the reply to a request that timed out
         event = parse_event(payload)
-        if isinstance(event, ServiceDeleted):
-            self._subscriptions.pop(event.service.name, None)
+        if isinstance(event, ServiceDeleted) and event.service.name in self._subscriptions:
+            del self._subscriptions[event.service.name]
+            self._awaiting[event.service.name] = None
+        elif isinstance(event, ServiceCreated) and event.service.name in self._awaiting:
+            task = asyncio.create_task(self._subscribe_again(event.service.name))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         self._emit(event)
+
+    async def _subscribe_again(self, service: str) -> None:
+        """A service this client was subscribed to exists again: subscribe (its owner came back)."""
+        if self._awaiting.pop(service, 0) is None:
+            try:
+                await self._service_result({"type": "SELF_SUBSCRIBE", "service": service}, "SELF_SUBSCRIBE_RESULT")
+            except ConciergeError as exc:
+                log.warning("could not subscribe to %r again: %s", service, exc)
 
     async def _supervise(self, ws: ClientConnection, reader: asyncio.Task[tuple[int | None, str]]) -> None:
         """Wait for each socket to end; reconnect with backoff while the close code allows."""
@@ -369,8 +387,9 @@ class ConciergeClient:
             try:
                 await self._service_result({"type": "SELF_SUBSCRIBE", "service": service},
                                            "SELF_SUBSCRIBE_RESULT", wait=False)
-            except InvalidService:
+            except InvalidService:  # not there (yet): subscribe when it is created again
                 self._subscriptions.pop(service, None)
+                self._awaiting[service] = None
             except ConciergeError as exc:
                 log.warning("could not subscribe to %r again: %s", service, exc)
 
@@ -493,6 +512,7 @@ class ConciergeClient:
             self._subscriptions[service] = None
         elif reply_type == "SELF_UNSUBSCRIBE_RESULT":
             self._subscriptions.pop(service, None)
+            self._awaiting.pop(service, None)
         return result
 
     # -- MESSAGE --------------------------------------------------------------------------
@@ -541,7 +561,10 @@ class ConciergeClient:
         return ServiceInfo.from_json(reply["service"])
 
     async def subscribe(self, service: str) -> ServiceResult:
-        """SELF_SUBSCRIBE (``successful`` False: already subscribed). Renewed after a reconnect."""
+        """SELF_SUBSCRIBE (``successful`` False: already subscribed).
+
+        Kept: renewed after a reconnect, and when the service is deleted (its owner left), renewed
+        as soon as a service of that name is created again; ``unsubscribe`` ends that."""
         return await self._service_result({"type": "SELF_SUBSCRIBE", "service": service}, "SELF_SUBSCRIBE_RESULT")
 
     async def unsubscribe(self, service: str) -> ServiceResult:

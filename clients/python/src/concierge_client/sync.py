@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
-import queue
 import threading
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
-from concierge_client.client import ConciergeClient, Handler
+from concierge_client.client import ConciergeClient, EventStream, Handler
 from concierge_client.events import (
     ClientDetails,
     ClientInfo,
@@ -91,26 +91,33 @@ class SyncConciergeClient:
         self._loop.call_soon_threadsafe(self._client.on, kind, handler)
 
     def events(self, timeout: float | None = None) -> Iterator[Event]:
-        """Every event from now on, until the client stops (or ``timeout`` seconds pass without one)."""
-        received: queue.Queue[Event | None] = queue.Queue()
+        """Every event from now on (the iterator is registered at once), until the client stops or
+        ``timeout`` seconds pass without one."""
+        stream = self._run(self._stream())
+        return self._iterate(stream, timeout)
 
-        async def pump() -> None:
-            async for event in self._client.events():
-                received.put(event)
-            received.put(None)
+    async def _stream(self) -> EventStream:
+        return self._client.events()
 
-        future = asyncio.run_coroutine_threadsafe(pump(), self._loop)
+    @staticmethod
+    async def _next(stream: EventStream) -> Event | None:
+        return await anext(stream, None)
+
+    def _iterate(self, stream: EventStream, timeout: float | None) -> Iterator[Event]:
         try:
             while True:
+                future = asyncio.run_coroutine_threadsafe(self._next(stream), self._loop)
                 try:
-                    event = received.get(timeout=timeout)
-                except queue.Empty:
+                    event = future.result(timeout)
+                except concurrent.futures.TimeoutError:
+                    future.cancel()
                     return
                 if event is None:
                     return
                 yield event
         finally:
-            future.cancel()
+            if not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(stream.close)
 
     def call(self, payload: JsonObject, *, timeout: float | None = None) -> JsonObject:
         return self._run(self._client.call(payload, timeout=timeout))
