@@ -346,7 +346,7 @@ async def test_resume_against_a_server_without_sessions_reconnects_plainly(spawn
 
 
 async def test_resume_sends_the_token_and_reports_the_recovery(tmp_path: Path) -> None:
-    """PROTOCOL section 5 is not served by this server yet: a minimal stand-in server speaks it."""
+    """Resumable sessions are not offered by this server yet: a minimal stand-in server speaks them."""
     seen: list[dict[str, Any]] = []
 
     async def handler(ws: websockets.ServerConnection) -> None:

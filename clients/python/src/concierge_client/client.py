@@ -88,7 +88,7 @@ class ConciergeClient:
 
     ``url`` is the server's base URL (``http://host:port``); the websocket, file API and
     tus URLs are derived from it. ``resume=True`` asks the server for a resumable session
-    (PROTOCOL section 5) and resumes it after a dropped connection when the server offers one.
+    (see docs/python-client.md) and resumes it after a dropped connection when the server offers one.
     """
 
     def __init__(

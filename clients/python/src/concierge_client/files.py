@@ -94,6 +94,11 @@ def _hash_of(path: Path) -> hashlib._Hash:
     return digest
 
 
+def _write_and_hash(handle: IO[bytes], digest: hashlib._Hash, block: bytes) -> None:
+    handle.write(block)
+    digest.update(block)
+
+
 def _discard(*paths: Path) -> None:
     for path in paths:
         path.unlink(missing_ok=True)
@@ -288,8 +293,7 @@ class FileApi:
             handle: IO[bytes] = await asyncio.to_thread(part.open, mode)
             try:
                 async for block in response.aiter_bytes(PIECE):
-                    await asyncio.to_thread(handle.write, block)
-                    digest.update(block)
+                    await asyncio.to_thread(_write_and_hash, handle, digest, block)
                     done += len(block)
                     if progress is not None:
                         progress(done, total)

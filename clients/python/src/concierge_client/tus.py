@@ -93,6 +93,10 @@ def _hash_prefix(path: Path, size: int) -> hashlib._Hash:
     return digest
 
 
+def _sha256_digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
 async def _pieces(chunk: bytes, done: int, total: int, progress: Progress | None) -> AsyncIterator[bytes]:
     view = memoryview(chunk)
     for start in range(0, len(chunk), PIECE):
@@ -157,7 +161,7 @@ class TusUpload:
             else:
                 failures = 0
             if new_offset > offset:
-                digest.update(chunk[: new_offset - offset])
+                await asyncio.to_thread(digest.update, memoryview(chunk)[: new_offset - offset])
                 if new_offset - offset < len(chunk):  # the server kept part of it: rehash from the start
                     digest = await asyncio.to_thread(_hash_prefix, self.source, new_offset)
             elif new_offset < offset:
@@ -203,7 +207,7 @@ class TusUpload:
 
     async def _patch(self, offset: int, chunk: bytes, progress: Progress | None) -> int:
         assert self.url is not None
-        checksum = base64.b64encode(hashlib.sha256(chunk).digest()).decode()
+        checksum = base64.b64encode(await asyncio.to_thread(_sha256_digest, chunk)).decode()
         response = await self.http.patch(
             self.url,
             content=_pieces(chunk, offset, self.size, progress),
