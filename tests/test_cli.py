@@ -18,7 +18,7 @@ import pytest
 from concierge_client.cli import EXIT_CODES
 
 from tests.conftest import Spawn
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, start_server
 
 MiB = 1024 * 1024
 COMMANDS = ["listen", "send", "share", "get", "ls", "rm", "services", "clients"]
@@ -230,7 +230,7 @@ def test_listen_prints_what_send_sends(server: ServerProcess, running: list[Runn
 def test_listen_pretty_with_a_service(server: ServerProcess, running: list[Running], name: str) -> None:
     service = f"{name}_svc"
     # A service exists while its owner is connected: create it from the library, subscribe from the CLI.
-    from concierge_client import SyncConciergeClient
+    from concierge_client import Message, SyncConciergeClient
 
     with SyncConciergeClient(server.url, f"{name}_creator") as creator:
         creator.create_service(service, "Room")
@@ -239,8 +239,13 @@ def test_listen_pretty_with_a_service(server: ServerProcess, running: list[Runni
         services = concierge(server, "services")
         row = next(line for line in services.stdout.splitlines() if line.startswith(service))
         assert row.split("\t")[:2] == [service, "Room"] and row.endswith("\t1")
-        sent = concierge(server, "send", "--service", service, "hello")  # neither owner nor subscriber
-        assert sent.returncode == 1 and one_error_line(sent).startswith("error: BAD")
+        to_owner = creator.events(timeout=10)
+        sent = concierge(server, "send", "--service", service, "hello owner")
+        assert sent.returncode == 0, sent.stderr
+        got = next(e for e in to_owner if isinstance(e, Message))
+        assert got.data == "hello owner" and got.service is not None and got.service.name == service
+        missing = concierge(server, "send", "--service", f"{name}_nothing", "x")
+        assert missing.returncode == 5 and one_error_line(missing).startswith("error: INVALID_SERVICE")
         creator.send_to_service(service, {"n": 1})
         while not (text := member.line()).startswith("MESSAGE"):
             pass
@@ -278,6 +283,25 @@ def test_failures_print_one_error_line_and_exit_with_their_code(server: ServerPr
     assert nothing.returncode == 1 and "not a file" in one_error_line(nothing)
     bad_remote = concierge(server, "get", "just-a-name")
     assert bad_remote.returncode == 2 and one_error_line(bad_remote)
+
+
+def test_listen_reconnects_and_exits_3_on_a_terminal_close(spawn: Spawn, running: list[Running], name: str) -> None:
+    first = spawn(FILESHARE_LEASE_SECONDS="2")
+    listen = start(running, first, "listen", "--name", name, "--pretty")
+    assert listen.line() == f"connected as {name}"
+    first.stop()
+    assert listen.line().startswith("disconnected (code None), retrying in ")
+    second = start_server({**first.env, "FILESHARE_SECRET": "new"}, first.data_dir, "secret", "--port", str(first.port))
+    try:
+        while not (text := listen.line(timeout=60)).startswith("disconnected (code 4006"):
+            assert text.startswith("disconnected"), text
+        assert "retrying" not in text
+        code = listen.proc.wait(30)
+        assert listen.proc.stderr is not None
+        err = listen.proc.stderr.read()
+        assert code == 3 and err.count("\n") == 1 and err.startswith("error: connection closed (4006 BAD_SECRET)")
+    finally:
+        second.stop()
 
 
 def test_a_refused_identify_exits_3(spawn: Spawn) -> None:

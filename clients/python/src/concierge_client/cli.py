@@ -142,7 +142,7 @@ def build_parser() -> Parser:
     target.add_argument("--to", metavar="NAME", help="a client, by name")
     target.add_argument("--uuid", help="a client, by public id")
     target.add_argument("--all", action="store_true", help="every client")
-    target.add_argument("--service", metavar="S", help="a service (you must own it or be subscribed)")
+    target.add_argument("--service", metavar="S", help="a service's owner (the short-lived client subscribes first)")
     send.add_argument("--string", action="store_true", help="send DATA as a string even if it is valid JSON")
     send.add_argument("--name", help="client name (default: a random cli_ name)")
     send.add_argument("data", metavar="DATA")
@@ -327,6 +327,7 @@ async def cmd_send(args: argparse.Namespace) -> int:
         if args.all:
             await client.broadcast(data)
         elif args.service:
+            await client.subscribe(args.service)  # a subscriber's message goes to the service's owner
             await client.send_to_service(args.service, data)
         elif args.uuid:
             await client.send_to_uuid(args.uuid, data)

@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 import os
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 from concierge_client.client import ConciergeClient, EventStream, Handler
@@ -87,8 +87,12 @@ class SyncConciergeClient:
     def connected(self) -> bool:
         return self._client.connected
 
-    def on(self, kind: str | type[Event], handler: Handler) -> None:
-        self._loop.call_soon_threadsafe(self._client.on, kind, handler)
+    def on(self, kind: str | type[Event], handler: Handler) -> Callable[[], None]:
+        """Register a handler (it runs on the background thread); returns a function that removes it."""
+        return self._run(self._on(kind, handler))
+
+    async def _on(self, kind: str | type[Event], handler: Handler) -> Callable[[], None]:
+        return self._client.on(kind, handler)
 
     def events(self, timeout: float | None = None) -> Iterator[Event]:
         """Every event from now on (the iterator is registered at once), until the client stops or
