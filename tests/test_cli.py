@@ -141,6 +141,9 @@ def test_share_in_one_process_and_get_in_another(server: ServerProcess, running:
     assert got.stderr == ""  # no progress bar when stderr is not a terminal
     plain = concierge(server, "get", f"{name}/notes.txt", cwd=out)  # default: the base name, here
     assert plain.returncode == 0 and (out / "notes.txt").read_text() == "shared notes\n"
+    (out / "folder").mkdir()
+    into = concierge(server, "get", f"{name}/notes.txt", "-o", str(out / "folder"))
+    assert into.returncode == 0 and (out / "folder" / "notes.txt").read_text() == "shared notes\n"
 
     listed = concierge(server, "ls", name)
     assert listed.stdout.splitlines() == [f"file\t{MiB + 7}\tdata.bin", "file\t13\tnotes.txt"]

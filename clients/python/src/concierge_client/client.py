@@ -157,6 +157,8 @@ class ConciergeClient:
         if self._ws is not None:
             raise ConciergeError("already connected")
         self._closing = self._finished = False
+        self._close_error = None
+        self._dispatch = asyncio.Queue()
         hello, ws = await self._open(first=True)
         reader = asyncio.create_task(self._read(ws))
         self._tasks = [asyncio.create_task(self._supervise(ws, reader)), asyncio.create_task(self._run_handlers())]

@@ -241,14 +241,18 @@ class FileApi:
         progress: Progress | None = None,
         resume: bool = True,
     ) -> Downloaded:
-        """Download ``client/path`` to ``dest`` (default: the file's base name in the current folder).
+        """Download ``client/path`` to ``dest`` (default: the file's base name in the current folder; a
+        folder: the base name in it).
 
         The bytes go to ``<dest>.part`` first (its ETag kept in ``<dest>.part.json``); an interrupted
         download is continued from there with ``Range`` and ``If-Range`` (a file changed meanwhile is
         fetched whole). The SHA-256 is checked against the server's ETag before ``dest`` is replaced.
         """
         client, path = split_remote(remote)
-        target = Path(dest) if dest is not None else Path(path.rsplit("/", 1)[-1])
+        name = path.rsplit("/", 1)[-1]
+        target = Path(dest) if dest is not None else Path(name)
+        if await asyncio.to_thread(target.is_dir):
+            target = target / name
         part = target.with_name(target.name + ".part")
         meta = target.with_name(target.name + ".part.json")
         url = self.url(path, client)
