@@ -6,6 +6,8 @@ import asyncio
 import hashlib
 import json
 import os
+import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -498,3 +500,47 @@ async def test_a_large_file_survives_an_interrupted_upload_and_download(make: An
     got = await reader.files.download(f"{name}/big.bin", dest)
     assert got.resumed_from >= 24 * MiB and got.verified and got.sha256 == expected
     assert hashlib.sha256(dest.read_bytes()).hexdigest() == expected
+
+
+UPLOADER = """
+import asyncio, os, signal, sys
+from concierge_client import Endpoints, FileApi, UrlStore
+
+url, key, owner, source, store, kill_at = sys.argv[1:7]
+
+def progress(done, total):
+    if int(kill_at) and done >= int(kill_at):
+        os.kill(os.getpid(), signal.SIGKILL)  # the process dies mid-upload, without any cleanup
+
+async def main():
+    api = FileApi(Endpoints.from_url(url), key=key, owner=owner)
+    up = await api.upload(source, "restarted.bin", chunk_size=4 * 2**20, url_store=UrlStore(store), progress=progress)
+    print(up.resumed_from, up.sha256)
+    await api.aclose()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+async def test_a_tus_upload_killed_with_its_process_resumes_in_a_new_process(
+    make: Any, name: str, server: ServerProcess, tmp_path: Path
+) -> None:
+    owner = await make(name)  # the folder lives with this connection; the uploader processes use its key
+    source = tmp_path / "restarted.bin"
+    source.write_bytes(os.urandom(24 * MiB))
+    store = tmp_path / "urls.json"
+    args = [server.url, owner.key, name, str(source), str(store)]
+    killed = await asyncio.create_subprocess_exec(sys.executable, "-c", UPLOADER, *args, str(10 * MiB))
+    assert await killed.wait() == -signal.SIGKILL
+    assert json.loads(store.read_text())  # the URL outlived the process
+    resumed = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", UPLOADER, *args, "0", stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await resumed.communicate()
+    assert resumed.returncode == 0
+    resumed_from, sha256 = out.decode().split()
+    assert int(resumed_from) >= 8 * MiB  # the chunks stored before the kill were not sent again
+    assert sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+    got = await owner.files.download(f"{name}/restarted.bin", tmp_path / "back.bin")
+    assert got.verified and got.sha256 == sha256
