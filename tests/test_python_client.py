@@ -245,6 +245,8 @@ def test_the_synchronous_client_does_the_same(server: ServerProcess, name: str, 
         assert [e.path for e in receiver.list(f"{name}_s").entries] == ["s.txt"]
         sender.delete("s.txt")
         assert sender.list(f"{name}_s").entries == ()
+    with pytest.raises(TerminalClose), SyncConciergeClient(server.url, "bad name!"):
+        pass  # 4008: the name is refused
 
 
 # -- The close-code table and reconnection ----------------------------------------------------
