@@ -296,9 +296,20 @@ class FileApi:
                 progress(done, total)
             handle: IO[bytes] = await asyncio.to_thread(part.open, mode)
             try:
-                async for block in response.aiter_bytes(PIECE):
-                    await asyncio.to_thread(_write_and_hash, handle, digest, block)
-                    done += len(block)
+                pending: list[bytes] = []
+                size = 0
+                async for block in response.aiter_bytes():  # as received; written in batches of about PIECE
+                    pending.append(block)
+                    size += len(block)
+                    if size >= PIECE:
+                        await asyncio.to_thread(_write_and_hash, handle, digest, b"".join(pending))
+                        done += size
+                        pending, size = [], 0
+                        if progress is not None:
+                            progress(done, total)
+                if pending:
+                    await asyncio.to_thread(_write_and_hash, handle, digest, b"".join(pending))
+                    done += size
                     if progress is not None:
                         progress(done, total)
             finally:
