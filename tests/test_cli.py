@@ -169,6 +169,19 @@ def test_share_as_a_path_and_sigint_ends_it_cleanly(server: ServerProcess, runni
     assert code == 0 and err == ""
 
 
+def test_sigterm_while_share_is_still_uploading_closes_cleanly(server: ServerProcess, running: list[Running],
+                                                               name: str, tmp_path: Path) -> None:
+    source = tmp_path / "large.bin"
+    source.write_bytes(os.urandom(48 * MiB))
+    share = start(running, server, "share", str(source), "--name", name, "--chunk-size", "1")
+    deadline = time.monotonic() + 30
+    while name not in concierge(server, "clients").stdout:  # connected, now uploading 48 chunks
+        assert time.monotonic() < deadline
+    code, err = share.stop(signal.SIGTERM)
+    assert code == 0 and err == ""
+    wait_until_gone(server, name)
+
+
 def test_get_resumes_a_partial_file_and_verifies_it(server: ServerProcess, running: list[Running], name: str,
                                                     tmp_path: Path) -> None:
     source = tmp_path / "big.bin"

@@ -236,31 +236,39 @@ class Bar:
             self.bar = None
 
 
-async def until_signalled() -> None:
-    """Return on SIGINT or SIGTERM."""
+async def run_until_signalled(client: ConciergeClient, work: Coroutine[Any, Any, None] | None = None) -> None:
+    """Do ``work``, then stay connected, until SIGINT or SIGTERM; then close with 1000.
+
+    Raises the error of ``work``, or the reason the client stopped for good.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    stopper = asyncio.create_task(stop.wait())
     try:
-        await stop.wait()
+        if work is not None:
+            task = asyncio.create_task(work)
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():  # signalled in the middle of the work
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            else:
+                task.result()
+        if not stop.is_set():
+            stopped = asyncio.create_task(client.wait_closed())
+            await asyncio.wait({stopped, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if not stop.is_set():
+                error = client.close_error
+                await client.close()
+                raise error or NotConnected("the connection ended")
+            stopped.cancel()
+        await client.close(1000)
     finally:
+        stopper.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-
-
-async def run_until_signalled(client: ConciergeClient) -> None:
-    """Stay connected until SIGINT/SIGTERM (then close with 1000), or fail if the client stops for good."""
-    signalled = asyncio.create_task(until_signalled())
-    stopped = asyncio.create_task(client.wait_closed())
-    await asyncio.wait({signalled, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    signalled.cancel()
-    if stopped.done():
-        error = client.close_error
-        await client.close()
-        raise error or NotConnected("the connection ended")
-    stopped.cancel()
-    await client.close(1000)
 
 
 # -- Commands -------------------------------------------------------------------------------
@@ -306,9 +314,16 @@ async def cmd_listen(args: argparse.Namespace) -> int:
     render = event_text if args.pretty else (lambda e: json.dumps(event_json(e)))
     client.on("*", lambda event: out(render(event)))
     await client.connect()
-    for service in args.subscribe:
-        await client.subscribe(service)
-    await run_until_signalled(client)
+
+    async def subscribe() -> None:
+        for service in args.subscribe:
+            await client.subscribe(service)
+
+    try:
+        await run_until_signalled(client, subscribe())
+    except BaseException:
+        await client.close()
+        raise
     return OK
 
 
@@ -370,20 +385,23 @@ async def cmd_share(args: argparse.Namespace) -> int:
     targets = share_targets(args.files, args.as_path)
     client = make_client(args, name=args.name, reconnect=True)
     await client.connect()
-    try:
+
+    async def upload() -> None:
         if args.key_file:
             await asyncio.to_thread(write_key, args.key_file, client.key)
         await upload_all(client, targets, args)
 
-        async def again(event: Connected) -> None:
-            # A new session has a new, empty folder (and a new key): upload the files again.
-            if event.reconnected and not event.resumed:
-                if args.key_file:
-                    await asyncio.to_thread(write_key, args.key_file, client.key)
-                await upload_all(client, targets, args)
+    async def again(event: Connected) -> None:
+        # A new session has a new, empty folder (and a new key): upload the files again.
+        if event.reconnected and not event.resumed:
+            await upload()
 
+    async def start() -> None:
+        await upload()
         client.on(Connected, again)
-        await run_until_signalled(client)
+
+    try:
+        await run_until_signalled(client, start())
     except BaseException:
         await client.close()
         raise
