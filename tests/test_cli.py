@@ -243,6 +243,25 @@ def test_listen_prints_what_send_sends(server: ServerProcess, running: list[Runn
     assert code == 0
 
 
+def test_listen_stops_when_its_reader_goes(server: ServerProcess, name: str) -> None:
+    pipeline = subprocess.Popen(
+        f"{sys.executable} -m concierge_client.cli listen --name {name} | head -n 1",
+        shell=True, env=cli_env(server), stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert pipeline.stdout is not None
+        assert json.loads(pipeline.stdout.readline())["type"] == "connected"
+        # head has gone: the next event (the CLIENT_JOINED of the clients command) cannot be written.
+        wait_until_gone(server, name)
+        assert pipeline.wait(30) == 0
+    finally:
+        if pipeline.poll() is None:
+            pipeline.kill()
+            pipeline.wait()
+        if pipeline.stdout is not None:
+            pipeline.stdout.close()
+
+
 def test_listen_pretty_with_a_service(server: ServerProcess, running: list[Running], name: str) -> None:
     service = f"{name}_svc"
     # A service exists while its owner is connected: create it from the library, subscribe from the CLI.

@@ -71,9 +71,18 @@ class Failure(Exception):
 
 
 def out(line: str) -> None:
-    """One line on stdout, flushed at once (scripts read the output line by line)."""
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    """One line on stdout, flushed at once (scripts read the output line by line).
+
+    When the reader has gone (``concierge listen | head -n 3``), stdout is pointed at
+    /dev/null and the process stops as on SIGTERM."""
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def exit_code(error: BaseException) -> int:
