@@ -1,39 +1,31 @@
-"""A chat bot written as any concierge 0.2 client would be.
+"""A chat bot on the concierge's Python client (``pip install ./clients/python``).
 
-It identifies (version 0.2.0, with tags), creates a service, subscribes to it,
-and re-broadcasts every message a subscriber sends to the service, so that all
-subscribers see the chat.
+It identifies (with a nickname and tags), creates a service, subscribes to it, and
+re-broadcasts every message a subscriber sends to the service, so that all
+subscribers see the chat. If the connection drops, the client reconnects with backoff
+and creates and joins the room again by itself.
 
-    python examples/chat_bot.py ws://127.0.0.1:64209/ws chat
+    python examples/chat_bot.py http://127.0.0.1:64209 chat
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 
-import websockets
+from concierge_client import ConciergeClient, Message
 
 
 async def run(url: str, service: str, name: str = "chat_bot") -> None:
-    async with websockets.connect(url, subprotocols=[websockets.Subprotocol("ert-concierge")]) as ws:
-        await ws.send(json.dumps({"type": "IDENTIFY", "name": name, "nickname": "Chat bot", "version": "0.2.0", "tags": ["bot", "chat"]}))
-        hello = json.loads(await ws.recv())
-        assert hello["type"] == "HELLO", hello
-        await ws.send(json.dumps({"type": "SERVICE_CREATE", "service": service, "nickname": "Chat room"}))
-        await ws.send(json.dumps({"type": "SELF_SUBSCRIBE", "service": service}))
+    async with ConciergeClient(url, name, nickname="Chat bot", tags=["bot", "chat"]) as bot:
+        await bot.create_service(service, nickname="Chat room")
+        await bot.subscribe(service)
         print(f"{name} serving {service}", flush=True)
-        async for frame in ws:
-            payload = json.loads(frame)
-            if payload["type"] != "MESSAGE" or payload["origin"].get("service", {}).get("name") != service:
+        async for event in bot.events():
+            if not isinstance(event, Message) or event.service is None or event.service.name != service:
                 continue
-            author = payload["origin"]["nickname"] or payload["origin"]["name"]
-            await ws.send(json.dumps({
-                "type": "MESSAGE",
-                "target": {"type": "SERVICE", "service": service},
-                "data": {"from": author, "text": payload["data"]},
-            }))
+            author = event.origin.nickname or event.origin.name
+            await bot.send_to_service(service, {"from": author, "text": event.data})
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""examples/chat_bot.py, a plain 0.2 client, runs a chat room for two users."""
+"""examples/chat_bot.py, written on the Python client, runs a chat room for two users."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tests.support.server import REPO, ServerProcess
 async def test_two_users_chat_through_the_bot(server: ServerProcess, name: str) -> None:
     service = f"room_{name}"
     bot = await asyncio.create_subprocess_exec(
-        sys.executable, str(REPO / "examples" / "chat_bot.py"), server.ws_url, service,
+        sys.executable, str(REPO / "examples" / "chat_bot.py"), server.url, service,
         stdout=asyncio.subprocess.PIPE,
     )
     try:

@@ -36,9 +36,9 @@ def test_the_python_example_runs_against_a_live_server(server: ServerProcess, tm
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("upload 201 ")
-    assert lines[1] == "download 202 ['line 0', 'line 1', 'line 2', 'line 3']"
-    assert lines[2] == "delete 200"
+    assert lines[0].startswith("upload /fs/py_example/notes/today.txt ") and len(lines[0].split()[-1]) == 64
+    assert lines[1] == "download True ['line 0', 'line 1', 'line 2', 'line 3']"
+    assert lines[2] == "delete []"
 
 
 def test_the_javascript_example_runs_in_node(server: ServerProcess, tmp_path: Path) -> None:

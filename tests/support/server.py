@@ -162,3 +162,9 @@ def start_server(
         time.sleep(0.05)
     proc.kill()
     raise RuntimeError(f"server {name} did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
+
+
+def restart_on_same_port(process: ServerProcess, name: str = "again") -> ServerProcess:
+    """Stop ``process`` (SIGTERM) and start a new one with its environment and data on the same port."""
+    process.stop()
+    return start_server(process.env, process.data_dir, name, "--port", str(process.port))
