@@ -225,6 +225,11 @@ FILESHARE_PUBLIC_ID_IS_KEY = env_bool("FILESHARE_PUBLIC_ID_IS_KEY", False)
 # unfinished upload is kept after its last PATCH (seconds).
 FILESHARE_TUS_MAX_CHUNK_BYTES = env_int("FILESHARE_TUS_MAX_CHUNK_BYTES", 64 * 1024 * 1024)
 FILESHARE_TUS_EXPIRY = env_number("FILESHARE_TUS_EXPIRY", 24 * 3600)
+# pw_transfer on /ws (docs/pw_file.md).
+FILESHARE_TRANSFER_CHUNK_BYTES = env_int("FILESHARE_TRANSFER_CHUNK_BYTES", 64 * 1024)
+FILESHARE_TRANSFER_WINDOW_BYTES = env_int("FILESHARE_TRANSFER_WINDOW_BYTES", 1024 * 1024)
+FILESHARE_TRANSFER_TIMEOUT = env_number("FILESHARE_TRANSFER_TIMEOUT", 5)
+FILESHARE_TRANSFER_RETRIES = env_int("FILESHARE_TRANSFER_RETRIES", 3)
 
 # -- Logging: one line per event, never a key. --------------------------------------
 
