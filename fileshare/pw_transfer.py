@@ -163,7 +163,9 @@ class Transfer:
             if ended.status != Status.OK:
                 logger.info("pw_transfer %s of %d: the client ended it (%d)", self.kind, self.resource_id, ended.status)
         except Finish as finish:
-            logger.info("pw_transfer %s of %d ends %s: %s", self.kind, self.resource_id, finish.status.name, finish.detail)
+            logger.info(
+                "pw_transfer %s of %d ends %s: %s", self.kind, self.resource_id, finish.status.name, finish.detail
+            )
             await self.terminate(finish.status)
         except FileshareError as exc:
             logger.info("pw_transfer %s of %d refused: %s", self.kind, self.resource_id, exc.detail)

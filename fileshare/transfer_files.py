@@ -101,19 +101,13 @@ def _writable(asker_id: int, resource_id: int) -> Writable:
         if _published_id(resource_id) is None:
             raise NotFound(f"no file has id {resource_id}")
         raise ReadOnly("published files are read-only")
-    row = (
-        StoredFile.objects.select_related("owner")
-        .filter(file_id=resource_id, owner__left_at__isnull=True)
-        .first()
-    )
+    row = StoredFile.objects.select_related("owner").filter(file_id=resource_id, owner__left_at__isnull=True).first()
     if row is None:
         raise NotFound(f"no file has id {resource_id}")
     owner: LiveClient = row.owner
     if owner.pk != asker_id:
         raise ReadOnly(f"file {resource_id} is {owner.name}'s: only its owner writes it")
-    return Writable(
-        file_id=resource_id, owner_id=owner.pk, folder=owner.folder, owner_name=owner.name, path=row.path
-    )
+    return Writable(file_id=resource_id, owner_id=owner.pk, folder=owner.folder, owner_name=owner.name, path=row.path)
 
 
 async def writable(asker: LiveClient, resource_id: int) -> Writable:

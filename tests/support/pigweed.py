@@ -8,6 +8,7 @@ the tests lose transfer chunks on purpose with them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import threading
@@ -91,10 +92,8 @@ class PigweedClient:
     def _output(self, frame: bytes) -> None:
         if self.drop_out is not None and self.drop_out(frame):
             return
-        try:
+        with contextlib.suppress(websockets.ConnectionClosed):
             self.ws.send(frame)
-        except websockets.ConnectionClosed:
-            pass
 
     def _read(self) -> None:
         try:
