@@ -157,27 +157,31 @@ class Transfer:
     # -- the life of a transfer -----------------------------------------------------------------
 
     async def _run(self, start: Chunk) -> None:
+        status: Status | None = None
         try:
             await self.serve(start)
         except ClientEnded as ended:
             if ended.status != Status.OK:
                 logger.info("pw_transfer %s of %d: the client ended it (%d)", self.kind, self.resource_id, ended.status)
         except Finish as finish:
-            logger.info(
-                "pw_transfer %s of %d ends %s: %s", self.kind, self.resource_id, finish.status.name, finish.detail
-            )
-            await self.terminate(finish.status)
+            logger.info("pw_transfer %s of %d: %s (%s)", self.kind, self.resource_id, finish.detail, finish.status.name)
+            status = finish.status
         except FileshareError as exc:
             logger.info("pw_transfer %s of %d refused: %s", self.kind, self.resource_id, exc.detail)
-            await self.terminate(status_of(exc))
+            status = status_of(exc)
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("pw_transfer %s of %d failed", self.kind, self.resource_id)
-            with contextlib.suppress(Exception):
-                await self.terminate(Status.INTERNAL)
+            status = Status.INTERNAL
         finally:
-            await self.release()
+            await self.release()  # before any goodbye: a client that went silent holds nothing
+            if status is None:
+                self.stream.forget(self)
+        try:
+            if status is not None:
+                await self.terminate(status)
+        finally:
             self.stream.forget(self)
 
     kind = "transfer"
@@ -239,8 +243,9 @@ class ReadTransfer(Transfer):
         await Sender(self, source).run(params)
 
     async def release(self) -> None:
-        if self.reader is not None:
-            await self.reader.close()
+        reader, self.reader = self.reader, None
+        if reader is not None:
+            await reader.close()
 
 
 class Sender:
@@ -324,12 +329,14 @@ class WriteTransfer(Transfer):
             await self.handshake(start)
         await Receiver(self, self.spool).run()
         await self.spool.commit(target)
+        await self.release()
         await relay.notify_dashboard("file_changed", client=target.owner_name, path=target.path)
         await self.terminate(Status.OK)
 
     async def release(self) -> None:
-        if self.spool is not None:
-            await self.spool.discard()
+        spool, self.spool = self.spool, None
+        if spool is not None:
+            await spool.discard()
 
 
 class Receiver:

@@ -35,8 +35,10 @@ class TransferFailed(Exception):
 class StreamingTransfers:
     """One identified websocket connection running one transfer at a time."""
 
-    def __init__(self, ws: websockets.ClientConnection) -> None:
+    def __init__(self, ws: websockets.ClientConnection, hello: dict[str, object]) -> None:
         self.ws = ws
+        self.hello = hello
+        self.key = str(hello["uuid"])
         self.call_id = 0
         self.session = 0
 
@@ -46,12 +48,13 @@ class StreamingTransfers:
         await ws.send(json.dumps({"type": "IDENTIFY", "name": name, "version": "0.2.0"}))
         hello = json.loads(await ws.recv())
         assert hello["type"] == "HELLO", hello
-        return cls(ws)
+        return cls(ws, hello)
 
     async def close(self) -> None:
         await self.ws.close()
 
-    async def _open(self, method: int) -> None:
+    async def open(self, method: int) -> None:
+        """Open a new call of ``method`` (READ or WRITE); chunks go to it from now on."""
         self.call_id += 1
         self.method = method
         request = packet_pb2.RpcPacket(
@@ -63,7 +66,8 @@ class StreamingTransfers:
         )
         await self.ws.send(request.SerializeToString())
 
-    async def _send(self, **fields: object) -> None:
+    async def send(self, **fields: object) -> None:
+        """One chunk with ``fields`` on the open call."""
         packet = packet_pb2.RpcPacket(
             type=packet_pb2.PacketType.CLIENT_STREAM,
             channel_id=CHANNEL,
@@ -74,7 +78,9 @@ class StreamingTransfers:
         )
         await self.ws.send(packet.SerializeToString())
 
-    async def _receive(self) -> transfer_pb2.Chunk:
+    async def receive(self) -> transfer_pb2.Chunk:
+        """The next chunk from the server; a packet that is no SERVER_STREAM raises TransferFailed
+        with its status (text frames are skipped)."""
         while True:
             frame = await self.ws.recv()
             if isinstance(frame, bytes):
@@ -83,13 +89,13 @@ class StreamingTransfers:
                     return transfer_pb2.Chunk.FromString(packet.payload)
                 raise TransferFailed(packet.status)
 
-    async def _start(self, method: int, resource_id: int, **fields: object) -> transfer_pb2.Chunk:
-        await self._open(method)
+    async def start(self, method: int, resource_id: int, **fields: object) -> transfer_pb2.Chunk:
+        await self.open(method)
         self.session += 1
-        await self._send(
+        await self.send(
             type=Type.START, desired_session_id=self.session, resource_id=resource_id, protocol_version=2, **fields
         )
-        ack = await self._receive()
+        ack = await self.receive()
         if ack.HasField("status"):
             raise TransferFailed(ack.status)
         assert ack.type == Type.START_ACK, ack
@@ -98,11 +104,11 @@ class StreamingTransfers:
     async def read(self, resource_id: int, sink: Callable[[bytes], None], window: int, chunk: int) -> int:
         """Read the resource into ``sink``, ``window`` bytes asked at a time; returns the size."""
         params = {"window_end_offset": window, "max_chunk_size_bytes": chunk}
-        await self._start(READ, resource_id, **params)
-        await self._send(type=Type.START_ACK_CONFIRMATION, session_id=self.session, offset=0, **params)
+        await self.start(READ, resource_id, **params)
+        await self.send(type=Type.START_ACK_CONFIRMATION, session_id=self.session, offset=0, **params)
         offset, window_end = 0, window
         while True:
-            got = await self._receive()
+            got = await self.receive()
             if got.HasField("status"):
                 raise TransferFailed(got.status)
             if got.offset != offset:
@@ -113,23 +119,23 @@ class StreamingTransfers:
                 break
             if window_end - offset <= window // 2:
                 window_end = offset + window
-                await self._send(
+                await self.send(
                     type=Type.PARAMETERS_CONTINUE,
                     session_id=self.session,
                     offset=offset,
                     window_end_offset=window_end,
                     max_chunk_size_bytes=chunk,
                 )
-        await self._send(type=Type.COMPLETION, session_id=self.session, status=0)
-        ack = await self._receive()
+        await self.send(type=Type.COMPLETION, session_id=self.session, status=0)
+        ack = await self.receive()
         assert ack.type == Type.COMPLETION_ACK, ack
         return offset
 
     async def write(self, resource_id: int, blocks: Iterator[bytes], size: int) -> None:
         """Write ``size`` bytes, taken from ``blocks``, to the resource."""
-        await self._start(WRITE, resource_id)
-        await self._send(type=Type.START_ACK_CONFIRMATION, session_id=self.session, offset=0)
-        params = await self._receive()
+        await self.start(WRITE, resource_id)
+        await self.send(type=Type.START_ACK_CONFIRMATION, session_id=self.session, offset=0)
+        params = await self.receive()
         assert params.type == Type.PARAMETERS_RETRANSMIT, params
         window_end, most = params.window_end_offset, params.max_chunk_size_bytes
         offset, pending, sent_all = 0, b"", False
@@ -145,11 +151,11 @@ class StreamingTransfers:
                     fields["data"] = piece
                 if sent_all:
                     fields["remaining_bytes"] = 0
-                await self._send(**fields)
+                await self.send(**fields)
                 offset += len(piece)
-            got = await self._receive()
+            got = await self.receive()
             if got.HasField("status"):
-                await self._send(type=Type.COMPLETION_ACK, session_id=self.session)
+                await self.send(type=Type.COMPLETION_ACK, session_id=self.session)
                 if got.status != 0:
                     raise TransferFailed(got.status)
                 return
