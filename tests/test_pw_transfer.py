@@ -6,6 +6,9 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import re
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -24,7 +27,7 @@ from fileshare import pw_transfer, transfer_chunk
 from fileshare.transfer_chunk import Chunk, ChunkType
 from tests.support.pigweed import PigweedClient
 from tests.support.pigweed import transfer_chunk as chunk_of
-from tests.support.server import ServerProcess, base_env, manage, start_server
+from tests.support.server import REPO, ServerProcess, base_env, manage, start_server
 from tests.support.transfer_stream import READ, WRITE, StreamingTransfers, TransferFailed
 
 MIB = 1024 * 1024
@@ -522,3 +525,34 @@ async def test_one_gib_each_way_over_pw_transfer_keeps_the_server_small(server: 
     assert size == GIB and received.hexdigest() == sent.hexdigest()
     assert writing.peak / MIB <= RSS_LIMIT_MIB, writing.peak / MIB
     assert reading.peak / MIB <= RSS_LIMIT_MIB, reading.peak / MIB
+
+
+# -- the docs ---------------------------------------------------------------------------------------
+
+
+def session_in_docs() -> tuple[str, list[str]]:
+    """The Python session of docs/pw_file.md and the lines it says it prints."""
+    text = (REPO / "docs" / "pw_file.md").read_text()
+    match = re.search(
+        r"<!-- session: pw_transfer -->\n```python\n(.*?)```\n\nIt prints:\n\n```text\n(.*?)```", text, re.S
+    )
+    assert match, "docs/pw_file.md has no pw_transfer session"
+    return match.group(1), match.group(2).splitlines()
+
+
+def test_the_python_session_in_the_docs_runs_against_a_live_server(spawn: Any, tmp_path: Path) -> None:
+    live = spawn()
+    code, prints = session_in_docs()
+    script = tmp_path / "session.py"
+    script.write_text(code)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env={**os.environ, "CONCIERGE_URL": live.url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == prints
+    assert "Traceback" not in live.log()
