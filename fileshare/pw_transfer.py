@@ -283,7 +283,10 @@ class Sender:
         data = b""
         if self.offset < size:
             most = min(self.max_chunk, self.window_end - self.offset, size - self.offset)
-            data = await self.transfer.reader.read(self.offset, most)
+            try:
+                data = await self.transfer.reader.read(self.offset, most)
+            except (OSError, EOFError) as exc:  # deleted or replaced under a storage that cannot keep it
+                raise Finish(Status.ABORTED, f"the file can no longer be read: {exc}") from None
         remaining = size - self.offset - len(data)
         chunk = self.transfer.out(ChunkType.DATA, offset=self.offset, data=data, remaining_bytes=remaining)
         await self.transfer.send(chunk)
