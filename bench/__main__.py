@@ -272,7 +272,7 @@ def bench_pw_transfer(results: Results, sizes: Sizes, work: Path) -> None:
         )
     results.notes.append(
         f"pw_transfer: the same {sizes.file_mib} MiB file by HTTP (curl) and by pw_transfer version 2 (a streaming "
-        f"client, 64 KiB chunks, 8 MiB read window, the server's 1 MiB write window) on the run command; Pigweed's own "
+        f"client, 256 KiB chunks, 8 MiB read window, the server's default write window) on the run command; Pigweed's own "
         f"client on {pigweed_mib} MiB (it holds the file in memory, formats each received chunk for a debug line, "
         f"and waits 1 s before each transfer: its figures include that second)."
     )

@@ -3,7 +3,7 @@
 One ``runconcierge`` process (the README's run command). One client PUTs the file
 with curl and GETs it back, then writes the same bytes with pw_transfer over its
 websocket and reads them back, the server's RSS sampled throughout. The
-pw_transfer client here is ``tests/support/transfer_stream.py``: version 2, 64 KiB
+pw_transfer client here is ``tests/support/transfer_stream.py``: version 2, 256 KiB
 chunks, an 8 MiB read window, nothing held in memory, so the figures are the
 server's. Pigweed's own Python client is measured too, on a smaller file: it keeps
 the whole file in memory and formats every chunk it receives as text for a debug
@@ -26,7 +26,7 @@ from tests.support.pigweed import PigweedClient
 from tests.support.transfer_stream import StreamingTransfers
 
 MIB = 1024 * 1024
-READ_CHUNK = 64 * 1024
+READ_CHUNK = 256 * 1024
 READ_WINDOW = 8 * MIB
 
 

@@ -96,16 +96,16 @@ def chunk_size() -> int:
 def transfer_chunk_bytes() -> int:
     """Largest data in one pw_transfer chunk, either way: a read sends at most this
     much per chunk (less if the client asks), a write asks for chunks of this size.
-    Default 64 KiB; kept below FILESHARE_MAX_FRAME_BYTES (docs/pw_file.md)."""
-    value = int(_get("FILESHARE_TRANSFER_CHUNK_BYTES", 64 * 1024))
+    Default 256 KiB; kept below FILESHARE_MAX_FRAME_BYTES (docs/pw_file.md)."""
+    value = int(_get("FILESHARE_TRANSFER_CHUNK_BYTES", 256 * 1024))
     if value < 1:
         raise ImproperlyConfigured(f"FILESHARE_TRANSFER_CHUNK_BYTES={value}: must be at least 1")
     return value
 
 
 def transfer_window_bytes() -> int:
-    """Bytes a pw_transfer write asks the client for at a time (its window). Default 1 MiB."""
-    value = int(_get("FILESHARE_TRANSFER_WINDOW_BYTES", 1024 * 1024))
+    """Bytes a pw_transfer write asks the client for at a time (its window). Default 4 MiB."""
+    value = int(_get("FILESHARE_TRANSFER_WINDOW_BYTES", 4 * 1024 * 1024))
     if value < 1:
         raise ImproperlyConfigured(f"FILESHARE_TRANSFER_WINDOW_BYTES={value}: must be at least 1")
     return value

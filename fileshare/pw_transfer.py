@@ -46,7 +46,7 @@ SERVICE_ID = rpc_id("pw.transfer.Transfer")
 READ_ID = rpc_id("Read")
 WRITE_ID = rpc_id("Write")
 
-MAX_TRANSFERS = 16
+MAX_TRANSFERS = 8
 """Transfers one stream may run at once; the next START gets RESOURCE_EXHAUSTED."""
 
 CHECK_EVERY = 0.5
@@ -114,7 +114,7 @@ class Transfer:
     def offer(self, chunk: Chunk) -> None:
         """Queue a chunk from the client. Data past a bound is dropped, as a lost chunk would
         be: the protocol asks for it again."""
-        if chunk.data and self.inbox_bytes > 2 * max(conf.transfer_window_bytes(), chunk_limit()):
+        if chunk.data and self.inbox_bytes > conf.transfer_window_bytes() + chunk_limit():
             return
         self.inbox_bytes += len(chunk.data)
         self.inbox.put_nowait(chunk)

@@ -313,11 +313,11 @@ async def test_chunks_lost_on_a_read_are_sent_again(
 async def test_chunks_lost_on_a_write_are_asked_for_again(
     server: ServerProcess, web: httpx.AsyncClient, name: str, version: ProtocolVersion
 ) -> None:
-    loss = Loss(every=7)
+    loss = Loss(every=3)
     client = await pigweed(server, name + "_lossy", drop_out=loss)
     try:
         file_id = await put(web, client, "lossy-write.bin", b"")
-        data = os.urandom(3 * MIB + 5)
+        data = os.urandom(4 * MIB + 5)  # 17 chunks of 256 KiB
         retransmits: list[int] = []
         client.drop_in = lambda frame: bool(
             (c := chunk_of(frame)) and c.type == Type.PARAMETERS_RETRANSMIT and retransmits.append(c.offset)
