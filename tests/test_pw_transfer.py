@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -556,3 +557,24 @@ def test_the_python_session_in_the_docs_runs_against_a_live_server(spawn: Any, t
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.splitlines() == prints
     assert "Traceback" not in live.log()
+
+
+# -- the bench ------------------------------------------------------------------------------------
+
+
+def test_the_bench_section_reports_pw_transfer_beside_http(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--size-mib", "8", "--only", "pw_transfer", "--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["failed"] == {}
+    moved = ("http_put", "http_get", "write", "read", "pigweed_write", "pigweed_read")
+    expected = {f"pw_transfer.{name}_{unit}" for name in moved for unit in ("mib_s", "peak_rss_mib")}
+    assert set(report["figures"]) == expected
+    assert all(report["figures"][key]["median"] > 0 for key in expected)
+    assert report["figures"]["pw_transfer.read_mib_s"]["ceiling"] == "pw_transfer.http_get_mib_s"
