@@ -27,6 +27,7 @@ holds up nothing else on the socket.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -92,7 +93,7 @@ def chunk_limit() -> int:
     return max(1, min(conf.transfer_chunk_bytes(), conf.max_frame_bytes() - 256))
 
 
-class Transfer:
+class Transfer(abc.ABC):
     """One transfer: its task, its inbox and the chunks it sends."""
 
     def __init__(self, stream: Stream, start: Chunk) -> None:
@@ -157,7 +158,16 @@ class Transfer:
     # -- the life of a transfer -----------------------------------------------------------------
 
     async def _run(self, start: Chunk) -> None:
-        status: Status | None = None
+        try:
+            status = await self._outcome(start)
+            if status is not None:
+                await self.terminate(status)
+        finally:
+            self.stream.forget(self)
+
+    async def _outcome(self, start: Chunk) -> Status | None:
+        """Serve the transfer, then free its file; the status to end it with (None: it has
+        ended already, or the client ended it)."""
         try:
             await self.serve(start)
         except ClientEnded as ended:
@@ -165,32 +175,28 @@ class Transfer:
                 logger.info("pw_transfer %s of %d: the client ended it (%d)", self.kind, self.resource_id, ended.status)
         except Finish as finish:
             logger.info("pw_transfer %s of %d: %s (%s)", self.kind, self.resource_id, finish.detail, finish.status.name)
-            status = finish.status
+            return finish.status
         except FileshareError as exc:
             logger.info("pw_transfer %s of %d refused: %s", self.kind, self.resource_id, exc.detail)
-            status = status_of(exc)
+            return status_of(exc)
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("pw_transfer %s of %d failed", self.kind, self.resource_id)
-            status = Status.INTERNAL
+            return Status.INTERNAL
         finally:
             await self.release()  # before any goodbye: a client that went silent holds nothing
-            if status is None:
-                self.stream.forget(self)
-        try:
-            if status is not None:
-                await self.terminate(status)
-        finally:
-            self.stream.forget(self)
+        return None
 
     kind = "transfer"
 
+    @abc.abstractmethod
     async def serve(self, start: Chunk) -> None:
-        raise NotImplementedError
+        """Run the transfer to its end; raise Finish or a FileshareError to end it with a status."""
 
+    @abc.abstractmethod
     async def release(self) -> None:
-        """Free what the transfer holds (its file); runs however it ends."""
+        """Free what the transfer holds (its file); runs however it ends, and may run twice."""
 
     async def handshake(self, start: Chunk) -> Chunk:
         """Version 2: START_ACK (sent again while the client repeats START or stays silent)
