@@ -2,7 +2,7 @@
 
     python -m bench                     # the full bench: 3 runs, 1 GiB files (about 10 minutes)
     python -m bench --quick             # a smoke run: 1 run, small sizes
-    python -m bench --only relay,flood  # some sections: files, handshake, relay, cluster, flood
+    python -m bench --only relay,flood  # some sections: files, handshake, relay, cluster, flood, pw_transfer
 
 Everything runs on loopback and is stopped afterwards: the README's run command,
 the production recipe (deploy/nginx.conf in front of runconcierge processes),
@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import files, flood, handshake, relay, scale, servers  # noqa: E402
+from bench import pw_transfer as pw_transfer_bench  # noqa: E402
 from bench.report import SECTIONS, Results, write  # noqa: E402
 from tests.support.nginx import find_nginx  # noqa: E402
 
@@ -56,6 +57,7 @@ class Sizes:
     joins: int = 30
     broadcasts: int = 200
     slow_rate: int = 100_000_000  # bytes/s: "a client reading at 100 MB/s"
+    pigweed_mib: int = 64  # pw_transfer with Pigweed's own client, which holds the file in memory
 
 
 FULL = Sizes(
@@ -311,6 +313,29 @@ def _add_flood(results: Results, name: str, outcome: flood.FloodResult, run: int
     )
 
 
+def bench_pw_transfer(results: Results, sizes: Sizes, work: Path) -> None:
+    source = files.make_source(work / "big.bin", sizes.file_mib * MIB)
+    pigweed_mib = min(sizes.pigweed_mib, sizes.file_mib)
+    for run in range(sizes.runs):
+        with servers.run_command(work / f"pwt{run}") as server:
+            moved = pw_transfer_bench.measure(server.url, server.ws_url, server.pid, source, pigweed_mib, work)
+        for name, figure in moved.items():
+            results.add(f"pw_transfer.{name}_mib_s", figure.mib_s)
+            results.add(f"pw_transfer.{name}_peak_rss_mib", figure.peak_rss_mib)
+        log(
+            f"pw_transfer run {run + 1}: write {moved['write'].mib_s:.0f} MiB/s ({moved['write'].peak_rss_mib:.0f} MiB), "
+            f"read {moved['read'].mib_s:.0f} MiB/s ({moved['read'].peak_rss_mib:.0f} MiB); HTTP PUT "
+            f"{moved['http_put'].mib_s:.0f} MiB/s, GET {moved['http_get'].mib_s:.0f} MiB/s; Pigweed's client "
+            f"write {moved['pigweed_write'].mib_s:.1f} MiB/s, read {moved['pigweed_read'].mib_s:.1f} MiB/s"
+        )
+    results.notes.append(
+        f"pw_transfer: the same {sizes.file_mib} MiB file by HTTP (curl) and by pw_transfer version 2 (a streaming "
+        f"client, 256 KiB chunks, 8 MiB read window, the server's default write window) on the run command; Pigweed's own "
+        f"client on {pigweed_mib} MiB (it holds the file in memory, formats each received chunk for a debug line, "
+        f"and waits 1 s before each transfer: its figures include that second)."
+    )
+
+
 RUNNERS: dict[str, Callable[[Results, Sizes, Path], None]] = {
     "files": bench_files,
     "handshake": bench_handshake,
@@ -318,6 +343,7 @@ RUNNERS: dict[str, Callable[[Results, Sizes, Path], None]] = {
     "cluster": bench_cluster,
     "flood": bench_flood,
     "scale": bench_scale,
+    "pw_transfer": bench_pw_transfer,
 }
 
 

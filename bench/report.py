@@ -314,8 +314,26 @@ FIGURES: list[Figure] = [
         Goal("ratio", ">=", 0.5),
     ),
 ]
+for _moved, _label, _beside in (
+    ("http_put", "HTTP PUT of the file (beside pw_transfer)", None),
+    ("http_get", "HTTP GET of the file (beside pw_transfer)", None),
+    ("write", "pw_transfer write, streaming client", "pw_transfer.http_put_mib_s"),
+    ("read", "pw_transfer read, streaming client", "pw_transfer.http_get_mib_s"),
+    ("pigweed_write", "pw_transfer write, Pigweed's own client (smaller file)", None),
+    ("pigweed_read", "pw_transfer read, Pigweed's own client (smaller file)", None),
+):
+    FIGURES.append(_fig(f"pw_transfer.{_moved}_mib_s", _label, "MiB/s", "pw_transfer", _beside))
+    FIGURES.append(
+        _fig(
+            f"pw_transfer.{_moved}_peak_rss_mib",
+            f"{_label}: server peak RSS",
+            "MiB",
+            "pw_transfer",
+            goal=RSS if _moved in ("write", "read") else None,
+        )
+    )
 BY_KEY = {figure.key: figure for figure in FIGURES}
-SECTIONS = ("files", "handshake", "relay", "cluster", "flood", "scale")
+SECTIONS = ("files", "handshake", "relay", "cluster", "flood", "scale", "pw_transfer")
 
 
 @dataclass

@@ -242,6 +242,11 @@ FILESHARE_TUS_EXPIRY = env_number("FILESHARE_TUS_EXPIRY", 24 * 3600)
 # /metrics (docs/metrics.md): who may read it without the token, and the token.
 FILESHARE_METRICS_ALLOW = env("FILESHARE_METRICS_ALLOW", "127.0.0.0/8,::1")
 FILESHARE_METRICS_TOKEN = env("FILESHARE_METRICS_TOKEN", "")
+# pw_transfer on /ws (docs/pw_file.md).
+FILESHARE_TRANSFER_CHUNK_BYTES = env_int("FILESHARE_TRANSFER_CHUNK_BYTES", 256 * 1024)
+FILESHARE_TRANSFER_WINDOW_BYTES = env_int("FILESHARE_TRANSFER_WINDOW_BYTES", 4 * 1024 * 1024)
+FILESHARE_TRANSFER_TIMEOUT = env_number("FILESHARE_TRANSFER_TIMEOUT", 5)
+FILESHARE_TRANSFER_RETRIES = env_int("FILESHARE_TRANSFER_RETRIES", 3)
 
 # -- Logging: one line per event, never a key. --------------------------------------
 

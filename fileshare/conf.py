@@ -141,6 +141,39 @@ def chunk_size() -> int:
     return int(_get("FILESHARE_CHUNK_SIZE", 256 * 1024))
 
 
+def transfer_chunk_bytes() -> int:
+    """Largest data in one pw_transfer chunk, either way: a read sends at most this
+    much per chunk (less if the client asks), a write asks for chunks of this size.
+    Default 256 KiB; kept below FILESHARE_MAX_FRAME_BYTES (docs/pw_file.md)."""
+    value = int(_get("FILESHARE_TRANSFER_CHUNK_BYTES", 256 * 1024))
+    if value < 1:
+        raise ImproperlyConfigured(f"FILESHARE_TRANSFER_CHUNK_BYTES={value}: must be at least 1")
+    return value
+
+
+def transfer_window_bytes() -> int:
+    """Bytes a pw_transfer write asks the client for at a time (its window). Default 4 MiB."""
+    value = int(_get("FILESHARE_TRANSFER_WINDOW_BYTES", 4 * 1024 * 1024))
+    if value < 1:
+        raise ImproperlyConfigured(f"FILESHARE_TRANSFER_WINDOW_BYTES={value}: must be at least 1")
+    return value
+
+
+def transfer_timeout() -> float:
+    """Seconds a pw_transfer waits for the client's next chunk before sending its last one
+    again. Default 5."""
+    value = float(_get("FILESHARE_TRANSFER_TIMEOUT", 5))
+    if value <= 0:
+        raise ImproperlyConfigured(f"FILESHARE_TRANSFER_TIMEOUT={value}: must be positive")
+    return value
+
+
+def transfer_retries() -> int:
+    """Timeouts in a row after which a pw_transfer ends with DEADLINE_EXCEEDED and frees
+    its file. Default 3."""
+    return max(0, int(_get("FILESHARE_TRANSFER_RETRIES", 3)))
+
+
 def published_files() -> list[tuple[str, str]]:
     """The flat file system: ``(name, absolute local path)`` pairs, in order. Default none.
 

@@ -137,6 +137,14 @@ async def _download(request: HttpRequest, client_name: str, raw_path: str) -> Ht
     return await downloads.respond(request, row, path)
 
 
+def _created(body: dict[str, Any]) -> JsonResponse:
+    """201 for a stored file; ``X-File-Id`` repeats its pw_file id (the resource id a
+    pw_transfer write names: docs/pw_file.md)."""
+    response = JsonResponse(body, status=201)
+    response["X-File-Id"] = str(body["file_id"])
+    return response
+
+
 @csrf_exempt
 @json_errors
 async def file_view(request: HttpRequest, client_name: str, file_path: str) -> HttpResponse:
@@ -146,7 +154,7 @@ async def file_view(request: HttpRequest, client_name: str, file_path: str) -> H
     if request.method == "PUT":
         _check_length(request)
         body = await _store(request, client_name, file_path, offload.upload_source(request))
-        return JsonResponse(body, status=201)
+        return _created(body)
     if request.method == "POST":
         _check_length(request)
         await auth.requester(request)  # 401 before the multipart body is parsed
@@ -154,7 +162,7 @@ async def file_view(request: HttpRequest, client_name: str, file_path: str) -> H
         if len(uploads) != 1:
             raise BadRequest(f"POST to a file path takes exactly one file in a multipart body, not {len(uploads)}")
         body = await _store(request, client_name, file_path, uploads[0])
-        return JsonResponse(body, status=201)
+        return _created(body)
     if request.method == "DELETE":
         client = await auth.requester(request)
         path = paths.clean(file_path)

@@ -13,6 +13,8 @@ frame. Binary frames do not count toward ``seq``. The service is the seed's
   FAILED_PRECONDITION (no call stays open); CLIENT_ERROR and
   CLIENT_REQUEST_COMPLETION are ignored, as is any server-to-client packet.
 - A frame that is not an RpcPacket gets a text ERROR_PROTOCOL (without ``seq``).
+- Packets of ``pw.transfer.Transfer``, whose calls stay open, go to the
+  connection's ``fileshare.pw.pw_transfer.TransferService``.
 
 The protobuf wire format is written by hand here (a few varint, fixed32 and
 length-delimited fields) so that the server needs no protobuf runtime; the tests
@@ -25,6 +27,7 @@ import enum
 import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from fileshare import protocol
 from fileshare.exceptions import BadRequest, FileshareError, Forbidden, IsDirectory, NotFound
@@ -58,10 +61,15 @@ class Status(enum.IntEnum):
     """``pw::Status`` codes used here (the gRPC numbering)."""
 
     OK = 0
+    CANCELLED = 1
     INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
     NOT_FOUND = 5
     PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
     FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
     UNIMPLEMENTED = 12
     INTERNAL = 13
     UNAVAILABLE = 14
@@ -298,9 +306,20 @@ async def _call(client: LiveClient, packet: Packet) -> AsyncIterator[bytes]:
         yield packet.reply(PacketType.SERVER_ERROR, status=Status.INTERNAL)
 
 
-async def answer(client: LiveClient, data: bytes) -> AsyncIterator[bytes | str]:
+class StreamingService(Protocol):
+    """A service whose calls stay open on one connection (``fileshare.pw.pw_transfer``)."""
+
+    def owns(self, packet: Packet) -> bool: ...
+
+    def handle(self, packet: Packet) -> AsyncIterator[bytes]: ...
+
+
+async def answer(
+    client: LiveClient, data: bytes, streaming: StreamingService | None = None
+) -> AsyncIterator[bytes | str]:
     """The frames that answer one binary frame from ``client``: bytes are pw_rpc packets.
 
+    Packets for ``streaming`` (the connection's pw.transfer.Transfer calls) go to it.
     A frame that is not an RpcPacket is answered with one text frame, ERROR_PROTOCOL.
     Errors never escape: every refusal is a packet (or that text frame).
     """
@@ -308,6 +327,10 @@ async def answer(client: LiveClient, data: bytes) -> AsyncIterator[bytes | str]:
         packet = Packet.decode(data)
     except DecodeError as exc:
         yield protocol.encode({"type": "ERROR_PROTOCOL", "desc": f"binary frames are pw_rpc packets: {exc}"})
+        return
+    if streaming is not None and packet.type % 2 == 0 and streaming.owns(packet):
+        async for frame in streaming.handle(packet):
+            yield frame
         return
     if packet.type == PacketType.REQUEST:
         async for frame in _call(client, packet):

@@ -38,7 +38,7 @@ from fileshare.models import LiveClient
 from fileshare.observe import metrics
 from fileshare.presence import instance, lifecycle, registry
 from fileshare.protocol import CloseCode, JsonObject
-from fileshare.pw import listing, pw_rpc
+from fileshare.pw import listing, pw_rpc, pw_transfer
 from fileshare.ws import relay
 from fileshare.ws.handlers import HANDLERS, Later
 
@@ -131,6 +131,7 @@ class ConciergeConsumer(AsyncConsumer):
         self._turn = asyncio.Lock()
         self._send_now: Callable[[str], bool] | None = None
         self._left = False
+        self._transfers: pw_transfer.TransferService | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Event]], send: Any) -> None:
         # AsyncConsumer.__call__ with dispatch_each in place of await_many_dispatch.
@@ -193,7 +194,7 @@ class ConciergeConsumer(AsyncConsumer):
         text = message.get("text")
         if text is None:
             # A binary frame is one pw_rpc packet (docs/pw_file.md): answered in kind, not counted in seq.
-            async for frame in pw_rpc.answer(self.client, message.get("bytes") or b""):
+            async for frame in pw_rpc.answer(self.client, message.get("bytes") or b"", self._transfers):
                 key = "bytes" if isinstance(frame, bytes) else "text"
                 await self.send({"type": "websocket.send", key: frame})
             return
@@ -219,11 +220,18 @@ class ConciergeConsumer(AsyncConsumer):
         await self._leave(f"socket closed ({message.get('code')})")
         raise StopConsumer()
 
+    async def _send_bytes(self, frame: bytes) -> None:
+        """A binary frame from a pw_transfer task, unless the socket is closing."""
+        if not self.closing:
+            await self.send({"type": "websocket.send", "bytes": frame})
+
     async def _leave(self, reason: str) -> None:
-        """The client leaves (once): its row, services, subscriptions and files go."""
+        """The client leaves (once): its transfers end, then its row, services, subscriptions and files go."""
         if not self.identified or self._left:
             return
         self._left = True
+        if self._transfers is not None:
+            await self._transfers.close()
         registry.local.remove(self.client)
         try:
             await lifecycle.leave(self.client.pk, reason)
@@ -289,6 +297,7 @@ class ConciergeConsumer(AsyncConsumer):
             await self._refuse(FileshareError("internal error during IDENTIFY"))
             return
         self.identified = True
+        self._transfers = pw_transfer.TransferService(self.client, self._send_bytes)
         if self._deadline is not None:
             self._deadline.cancel()
         registry.local.add(self.client)
