@@ -130,6 +130,18 @@ class TargetBusy(FileshareError):
     payload_type = "BAD"
 
 
+class LimitReached(FileshareError):
+    """A per-client cap is reached (services owned, subscriptions, subscribers of a service)."""
+
+    payload_type = "BAD"
+
+
+class MessageTooLarge(FileshareError):
+    """The relayed message, with its ``origin``, would not fit in one frame: not delivered."""
+
+    payload_type = "BAD"
+
+
 # -- File API: the status code and a one-line JSON body. -------------------------------------
 
 

@@ -23,6 +23,7 @@ from django.utils import timezone
 from fileshare import relay, storage, trips
 from fileshare.models import LiveClient, ResumableUpload, Service, StoredFile, Subscription, UploadPart
 from fileshare.registry import db, service_info
+from fileshare.service_infos import service_infos
 
 logger = logging.getLogger(__name__)
 
@@ -160,9 +161,10 @@ def _depart_long(client_id: int, force: bool) -> Departure | None:
         client, owns, joined_any = _leaver(row), row[7], row[8]
         services: list[dict[str, Any]] = []
         if owns:
-            owned = list(Service.objects.select_related("owner").filter(owner_id=client_id))
-            services = [service_info(s) for s in owned]
-            Service.objects.filter(pk__in=[s.pk for s in owned]).delete()
+            # Two queries for all of them (a client may own thousands), then one DELETE.
+            services = service_infos(Service.objects.filter(owner_id=client_id))
+            Subscription.objects.filter(service__owner_id=client_id).delete()
+            Service.objects.filter(owner_id=client_id).delete()
         joined = []
         if joined_any:
             joined = list(Subscription.objects.select_related("service__owner").filter(client_id=client_id))
@@ -254,6 +256,17 @@ def _release(client_id: int) -> None:
         cursor.execute(f'DELETE FROM "{client}" WHERE "id" = %s', [client_id])
 
 
+EVENTS_PER_TURN = 64
+"""Events the leave sends before it lets the event loop run others: a client owning
+thousands of services must not hold up every other client while its leave tells."""
+
+
+async def _take_turns(sent: int) -> None:
+    """Yield to the event loop after every EVENTS_PER_TURN events (``sent`` counts them)."""
+    if sent % EVENTS_PER_TURN == 0:
+        await asyncio.sleep(0)
+
+
 SWEEP_EVERY = 0.2
 """Seconds a departed client's folder may wait for FolderSweeper's next batch."""
 
@@ -327,13 +340,18 @@ async def leave(client_id: int, reason: str, *, force: bool = False) -> bool:
     # Other processes stop relaying to it now, not when CLIENT_LEFT goes out.
     await relay.forget(info)
 
+    sent = 0
     for service in departure.services:
         await relay.broadcast({"type": "SERVICE_DELETE_RESULT", "service": service})
         await relay.notify_dashboard("service_deleted", service=service["name"])
+        sent += 1
+        await _take_turns(sent)
     for service, channels in departure.subscriptions:
         event = {"type": "SERVICE_CLIENT_UNSUBSCRIBED", "client": info, "service": service}
-        await relay.deliver_many(channels, event)
+        await relay.deliver_event(channels, event)
         await relay.notify_dashboard("service_changed", service=service["name"])
+        sent += 1
+        await _take_turns(sent)
 
     if departure.released:
         # It held nothing and its row is gone: its folder is swept with others', soon.
