@@ -124,7 +124,16 @@ targets = st.builds(
     st.sampled_from(["00000000-0000-4000-8000-000000000000", "not-a-uuid"]),
     st.sampled_from(["fz_svc", "nope"]),
 )
-values = st.one_of(plain, st.sampled_from(HOSTILE), names, targets)
+lone_surrogates = st.builds(
+    lambda before, escape, after: '"' + json.dumps(before)[1:-1] + escape + json.dumps(after)[1:-1] + '"',
+    st.text(max_size=6),
+    st.sampled_from(["\\ud800", "\\udbff", "\\udc00", "\\uDFFF", "\\ud83d"]),
+    st.text(max_size=6),
+)
+"""JSON strings holding a lone surrogate escape somewhere."""
+
+hostile = st.one_of(st.sampled_from(HOSTILE), lone_surrogates)
+values = st.one_of(hostile, plain, names, targets)
 EXTRA_KEYS = ['"extra"', '"seq"', '"\\ud800"', '"origin"']
 """Keys a frame of any type may also carry (as raw JSON strings)."""
 
@@ -247,7 +256,9 @@ def test_every_fuzzed_frame_after_hello_gets_a_documented_answer_and_harms_nobod
     assert_nobody_harmed(session)
 
 
-identify_values = st.one_of(st.sampled_from(HOSTILE), plain, st.sampled_from(['"0.2.0"', '"0.2.9-rc.1"', '["vr"]']))
+identify_values = st.one_of(
+    hostile, plain, st.lists(st.one_of(lone_surrogates, plain), max_size=3).map(lambda items: "[" + ",".join(items) + "]")
+)
 
 
 @st.composite

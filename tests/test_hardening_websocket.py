@@ -393,6 +393,37 @@ async def test_a_client_busy_while_2000_services_go_gets_every_event_or_is_told_
     await watcher.close()
 
 
+async def test_across_processes_a_busy_client_gets_every_event_or_is_told_how_many_it_missed(
+    make_cluster, name: str  # type: ignore[no-untyped-def]
+) -> None:
+    """The same with Redis: the owner on one process, the busy client on the other."""
+    group = make_cluster()
+    a, b = group.start(), group.start()
+    owner = await connect(a.ws_url, f"{name}_o")
+    count = 600
+    for i in range(count):
+        await owner.send({"type": "SERVICE_CREATE", "service": f"s{i:04d}"})
+    for _ in range(count):
+        await owner.expect(lambda p: p["type"] == "SERVICE_CREATE_RESULT" and "seq" in p, timeout=60)
+    watcher = await connect(b.ws_url, f"{name}_w")
+    for _ in range(30):
+        await watcher.send({"type": "SERVICE_FETCH_ALL"})
+    await owner.close()
+    deleted = missed = left = 0
+    async with asyncio.timeout(90):
+        while deleted + missed + left < count + 1:
+            payload = json.loads(await watcher.ws.recv())
+            if payload["type"] == "SERVICE_DELETE_RESULT":
+                deleted += 1
+            elif payload["type"] == "EVENTS_MISSED":
+                missed += payload["count"]
+            elif payload["type"] == "CLIENT_LEFT" and payload["client"]["name"] == owner.name:
+                left += 1
+    assert deleted + missed + left == count + 1
+    await watcher.close()
+    assert not any("Traceback" in process.log() for process in group.processes)
+
+
 # -- Item 10: a client that closes with replies pending ------------------------------------------------
 
 
