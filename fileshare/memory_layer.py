@@ -11,8 +11,9 @@ copy's keys without touching anybody else's.
 
 A receiver may attach a taker to its channel (``fileshare.takers``).
 
-Nothing owed is dropped silently: a group send that finds a channel full, or an
-event the relay could not queue (``send_missed``), becomes a ``fileshare.missed``
+Nothing owed is dropped silently: a client frame (``fileshare.frame``) that a group
+send finds a channel too full for, or an event the relay could not queue
+(``send_missed``), becomes a ``fileshare.missed``
 marker at the tail of that channel's queue (one at most, beyond the capacity, its
 count raised by each further miss), which the consumer turns into EVENTS_MISSED.
 """
@@ -26,7 +27,7 @@ from typing import Any
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
 
-from fileshare.relay import MISSED
+from fileshare.relay import FRAME, MISSED
 from fileshare.takers import Takers
 
 CLEAN_EVERY = 1.0
@@ -106,7 +107,8 @@ class ConciergeMemoryLayer(Takers, InMemoryChannelLayer):
             try:
                 self._put(channel, message)
             except ChannelFull:
-                self._mark_missed(channel)
+                if message.get("type") == FRAME:  # a client's event; other group messages stay best-effort
+                    self._mark_missed(channel)
 
 
 __all__ = ["ConciergeMemoryLayer"]

@@ -14,10 +14,12 @@ serialisation and settings) with two parts replaced for process-specific channel
   none) and hands them to local queues. channels_redis instead makes four round
   trips per message, one message at a time, and its local buffer drops the oldest
   message when a channel falls behind; here nothing sent with ``send`` is dropped
-  (the counter stops senders first). A group message (broadcast) for a channel
-  whose local queue holds ``capacity`` messages is not queued: it becomes (or adds
-  to) a ``fileshare.missed`` marker at the tail of that queue, which the consumer
-  turns into EVENTS_MISSED (channels_redis dropped the oldest, silently).
+  (the counter stops senders first). A client frame sent to a group (a broadcast)
+  for a channel whose local queue holds ``capacity`` messages is not queued: it
+  becomes (or adds to) a ``fileshare.missed`` marker at the tail of that queue, which the consumer
+  turns into EVENTS_MISSED (channels_redis dropped the oldest, silently). Other
+  group messages (dashboard notices, route forgets) for a full channel are dropped,
+  as in channels' in-memory layer.
   ``send_missed`` sends such a marker to a channel that refused an event.
 
 A channel's taker (``fileshare.takers``) gets a message the pump hands out while
@@ -44,7 +46,7 @@ from channels_redis.core import RedisChannelLayer
 from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import NoScriptError
 
-from fileshare.relay import MISSED
+from fileshare.relay import FRAME, MISSED
 from fileshare.takers import Takers
 
 logger = logging.getLogger(__name__)
@@ -320,8 +322,15 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
             if message.get("type") == MISSED:
                 self._mark_missed(channel, queue, int(message.get("count", 1)), counted)
             elif not counted and len(queue) >= self.get_capacity(channel):
-                # A broadcast to a channel that is behind: the consumer is told it missed it.
-                self._mark_missed(channel, queue, 1, counted=False)
+                if message.get("type") == FRAME:
+                    # A client's event for a channel that is behind: the consumer is told it missed it.
+                    self._mark_missed(channel, queue, 1, counted=False)
+                    self._wake(channel)
+                    continue
+                # Other group messages (dashboards, route forgets) stay best-effort, as in the
+                # in-memory layer: this one is not queued (removing an older one instead could
+                # drop a client's event, or the marker, silently).
+                continue
             else:
                 queue.append((counted, message))
             self._wake(channel)

@@ -42,6 +42,9 @@ def _layer() -> Any:
     return layer
 
 
+FRAME = "fileshare.frame"
+"""Layer message carrying one ready frame for a client (``_frame``)."""
+
 MISSED = "fileshare.missed"
 """Layer message standing for ``count`` events a channel was owed and did not get
 (its queue was full): the consumer sends EVENTS_MISSED. Both layers keep at most
@@ -75,7 +78,7 @@ def _frame(payload: JsonObject) -> dict[str, Any]:
             )
         logger.warning("a %s event of %d bytes is over the frame limit (%d); sent as EVENTS_MISSED", payload.get("type"), size, limit)
         text = encode(missed_payload(1))
-    return {"type": "fileshare.frame", "text": text}
+    return {"type": FRAME, "text": text}
 
 
 def _busy() -> TargetBusy:
