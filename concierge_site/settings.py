@@ -235,6 +235,13 @@ FILESHARE_CORS_ORIGINS = env("FILESHARE_CORS_ORIGINS", "*")
 # A browser front-end served same-origin: a folder, and its URL prefix (fileshare/fileapi/frontend.py).
 FILESHARE_FRONTEND_DIR = env("FILESHARE_FRONTEND_DIR", "") or None
 FILESHARE_FRONTEND_URL = env("FILESHARE_FRONTEND_URL", "/app/")
+# Per-client caps on the websocket, docs/protocol-limits.md.
+FILESHARE_MAX_SERVICES_PER_CLIENT = env_int("FILESHARE_MAX_SERVICES_PER_CLIENT", 1000)
+FILESHARE_MAX_SUBSCRIPTIONS_PER_CLIENT = env_int("FILESHARE_MAX_SUBSCRIPTIONS_PER_CLIENT", 1000)
+FILESHARE_MAX_SUBSCRIBERS_PER_SERVICE = env_int("FILESHARE_MAX_SUBSCRIBERS_PER_SERVICE", 10000)
+FILESHARE_MAX_NICKNAME_LENGTH = env_int("FILESHARE_MAX_NICKNAME_LENGTH", 255)
+FILESHARE_MAX_TAGS = env_int("FILESHARE_MAX_TAGS", 32)
+FILESHARE_MAX_TAG_LENGTH = env_int("FILESHARE_MAX_TAG_LENGTH", 64)
 # Resumable (tus) uploads, docs/resumable.md: the largest PATCH body, and how long an
 # unfinished upload is kept after its last PATCH (seconds).
 FILESHARE_TUS_MAX_CHUNK_BYTES = env_int("FILESHARE_TUS_MAX_CHUNK_BYTES", 64 * 1024 * 1024)

@@ -327,3 +327,48 @@ def frontend_url() -> str:
     if prefix in {"/", "/fs/", "/tus/", "/ws/", "/dashboard/", "/admin/"}:
         raise ImproperlyConfigured(f"FILESHARE_FRONTEND_URL={value!r}: that prefix belongs to the server itself")
     return prefix
+# -- Per-client caps on the websocket (docs/protocol-limits.md) ---------------------------------
+
+NICKNAME_COLUMN = 255
+"""Characters the database keeps of a nickname (client and service): the caps below cannot exceed it."""
+
+
+def _positive(name: str, default: int, most: int | None = None) -> int:
+    value = int(_get(name, default))
+    if value < 1 or (most is not None and value > most):
+        bound = f" and at most {most}" if most is not None else ""
+        raise ImproperlyConfigured(f"{name}={value}: must be at least 1{bound}")
+    return value
+
+
+def max_services_per_client() -> int:
+    """Services one client may own at a time (SERVICE_CREATE answers BAD above). Default 1,000."""
+    return _positive("FILESHARE_MAX_SERVICES_PER_CLIENT", 1000)
+
+
+def max_subscriptions_per_client() -> int:
+    """Services one client may have joined at a time (SELF_SUBSCRIBE answers BAD above). Default 1,000."""
+    return _positive("FILESHARE_MAX_SUBSCRIPTIONS_PER_CLIENT", 1000)
+
+
+def max_subscribers_per_service() -> int:
+    """Subscribers one service may have (SELF_SUBSCRIBE answers BAD above), which bounds the
+    size of a service's info in every frame that carries it (about 40 bytes a subscriber).
+    Default 10,000."""
+    return _positive("FILESHARE_MAX_SUBSCRIBERS_PER_SERVICE", 10000)
+
+
+def max_nickname_length() -> int:
+    """Longest nickname, in characters, of a client (IDENTIFY closes 4002 above) or a service
+    (SERVICE_CREATE answers ERROR_PROTOCOL above). Default and most 255 (the database column)."""
+    return _positive("FILESHARE_MAX_NICKNAME_LENGTH", NICKNAME_COLUMN, NICKNAME_COLUMN)
+
+
+def max_tags() -> int:
+    """Tags one client may carry (IDENTIFY closes 4002 above). Default 32."""
+    return _positive("FILESHARE_MAX_TAGS", 32)
+
+
+def max_tag_length() -> int:
+    """Longest tag, in characters (IDENTIFY closes 4002 above). Default 64."""
+    return _positive("FILESHARE_MAX_TAG_LENGTH", 64)

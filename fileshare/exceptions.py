@@ -135,6 +135,16 @@ class ChannelLayerDown(FileshareError):
 
     http_status = 503
     error = "channel_layer_unavailable"
+class LimitReached(FileshareError):
+    """A per-client cap is reached (services owned, subscriptions, subscribers of a service)."""
+
+    payload_type = "BAD"
+
+
+class MessageTooLarge(FileshareError):
+    """The relayed message, with its ``origin``, would not fit in one frame: not delivered."""
+
+    payload_type = "BAD"
 
 
 # -- File API: the status code and a one-line JSON body. -------------------------------------

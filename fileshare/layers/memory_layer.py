@@ -10,12 +10,17 @@ second. Messages are dicts of immutable values here; a receiver may change its o
 copy's keys without touching anybody else's.
 
 A receiver may attach a taker to its channel (``fileshare.layers.takers``).
+
+Nothing owed is dropped silently: a client frame (``fileshare.frame``) that a group
+send finds a channel too full for, or an event the relay could not queue
+(``send_missed``), becomes a ``fileshare.missed``
+marker at the tail of that channel's queue (one at most, beyond the capacity, its
+count raised by each further miss), which the consumer turns into EVENTS_MISSED.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -23,6 +28,7 @@ from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
 
 from fileshare.layers.takers import Takers
+from fileshare.ws.relay import FRAME, MISSED
 
 CLEAN_EVERY = 1.0
 """Seconds between walks for expired messages and group memberships."""
@@ -58,6 +64,24 @@ class ConciergeMemoryLayer(Takers, InMemoryChannelLayer):
         except asyncio.QueueFull:
             raise ChannelFull(channel) from None
 
+    def _mark_missed(self, channel: str, count: int = 1) -> None:
+        """Note at the tail of ``channel``'s queue that ``count`` more messages were not delivered."""
+        queue = self._queue(channel)
+        entries = queue._queue  # type: ignore[attr-defined]  # asyncio.Queue's deque
+        if entries and entries[-1][1].get("type") == MISSED:
+            entries[-1][1]["count"] += count
+            return
+        entry = (time.time() + self.expiry, {"type": MISSED, "count": count})
+        if queue.full():
+            entries.append(entry)  # beyond the capacity, by this one marker; nobody waits on a full queue
+        else:
+            queue.put_nowait(entry)
+
+    async def send_missed(self, channel: str) -> None:
+        """Tell ``channel``'s consumer, after what is queued for it, that it missed a message."""
+        self.require_valid_channel_name(channel)
+        self._mark_missed(channel)
+
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         assert isinstance(message, dict), "message is not a dict"
         assert "__asgi_channel__" not in message
@@ -80,8 +104,11 @@ class ConciergeMemoryLayer(Takers, InMemoryChannelLayer):
         self.require_valid_group_name(group)
         self._clean_now_and_then()
         for channel in list(self.groups.get(group, ())):
-            with contextlib.suppress(ChannelFull):  # best-effort, as in channels
+            try:
                 self._put(channel, message)
+            except ChannelFull:
+                if message.get("type") == FRAME:  # a client's event; other group messages stay best-effort
+                    self._mark_missed(channel)
 
 
 __all__ = ["ConciergeMemoryLayer"]

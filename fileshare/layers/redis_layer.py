@@ -14,9 +14,13 @@ serialisation and settings) with two parts replaced for process-specific channel
   none) and hands them to local queues. channels_redis instead makes four round
   trips per message, one message at a time, and its local buffer drops the oldest
   message when a channel falls behind; here nothing sent with ``send`` is dropped
-  (the counter stops senders first). Group messages (broadcasts) are best-effort
-  in channels_redis and stay so: a channel holding ``capacity`` of them drops the
-  oldest, as channels_redis does.
+  (the counter stops senders first). A client frame sent to a group (a broadcast)
+  for a channel whose local queue holds ``capacity`` messages is not queued: it
+  becomes (or adds to) a ``fileshare.missed`` marker at the tail of that queue, which the consumer
+  turns into EVENTS_MISSED (channels_redis dropped the oldest, silently). Other
+  group messages (dashboard notices, route forgets) for a full channel are dropped,
+  as in channels' in-memory layer.
+  ``send_missed`` sends such a marker to a channel that refused an event.
 
 A channel's taker (``fileshare.layers.takers``) gets a message the pump hands out while
 nothing waits in that channel's local queue; a counted one is uncounted at once.
@@ -58,6 +62,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from fileshare.exceptions import ChannelLayerDown
 from fileshare.layers.takers import Takers
+from fileshare.ws.relay import FRAME, MISSED
 
 logger = logging.getLogger(__name__)
 _DIGESTS: dict[str, str] = {}
@@ -116,6 +121,8 @@ class _Outgoing:
     member: bytes
     score: float
     done: asyncio.Future[None]
+    extra: int = 0
+    """Room beyond the channel's capacity this message may take (the missed-events marker)."""
 
 
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -230,7 +237,22 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
             return
         await self.send_in_order(channel, message)
 
-    def send_in_order(self, channel: str, message: dict[str, Any]) -> asyncio.Future[None]:
+    async def send_missed(self, channel: str) -> None:
+        """Tell ``channel``'s consumer, after what is queued for it, that it missed a message.
+
+        The marker may take one place beyond the channel's capacity; should that place
+        be taken by an earlier marker not yet handed out, this miss is not counted
+        (EVENTS_MISSED's count is then a lower bound; the client is told either way).
+        """
+        queue = self._queues.get(channel)
+        if queue is not None:
+            self._mark_missed(channel, queue, 1, counted=False)
+            self._wake(channel)
+            return
+        with contextlib.suppress(ChannelFull):
+            await self.send_in_order(channel, {"type": MISSED, "count": 1}, extra=1)
+
+    def send_in_order(self, channel: str, message: dict[str, Any], *, extra: int = 0) -> asyncio.Future[None]:
         """Queue ``message`` for ``channel`` behind everything this process sent before.
 
         The message's place is fixed when this returns; the future completes when
@@ -247,7 +269,7 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
         member = self.serialize({**message, "__asgi_channel__": channel, _COUNTED: True})
         # Scores order a process's queue: strictly increasing, whatever the clock does.
         self._last_score = max(time.time(), self._last_score + 1e-6)
-        self._outbox.append(_Outgoing(channel, self.non_local_name(channel), member, self._last_score, done))
+        self._outbox.append(_Outgoing(channel, self.non_local_name(channel), member, self._last_score, done, extra))
         self._last_queued = done
         if self._sending is None or self._sending.done():
             self._sending = loop.create_task(self._send_outbox(), name="redis outbox")
@@ -265,7 +287,7 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
                 args: list[Any] = [now, int(now) - int(self.expiry), int(self.expiry)]
                 for item in items:
                     keys += [self.prefix + item.process_channel, self._counter_key(item.channel)]
-                    args += [item.member, item.score, self.get_capacity(item.channel)]
+                    args += [item.member, item.score, self.get_capacity(item.channel) + item.extra]
                 try:
                     queued = await self._script(self.connection(index), _SEND, len(keys), *keys, *args)
                 except BaseException as exc:
@@ -410,18 +432,38 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
                 if counted:  # gone, or taken at once
                     self._took(channel, 1)
                 continue
-            if not counted and len(queue) >= self.get_capacity(channel):
-                # A broadcast to a channel that is behind: best-effort, like channels_redis.
-                for index, (was_counted, _) in enumerate(queue):
-                    if not was_counted:
-                        del queue[index]
-                        break
-                else:
+            if message.get("type") == MISSED:
+                self._mark_missed(channel, queue, int(message.get("count", 1)), counted)
+            elif not counted and len(queue) >= self.get_capacity(channel):
+                if message.get("type") == FRAME:
+                    # A client's event for a channel that is behind: the consumer is told it missed it.
+                    self._mark_missed(channel, queue, 1, counted=False)
+                    self._wake(channel)
                     continue
-            queue.append((counted, message))
-            waiter = self._waiters.get(channel)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+                # Other group messages (dashboards, route forgets) stay best-effort, as in the
+                # in-memory layer: this one is not queued (removing an older one instead could
+                # drop a client's event, or the marker, silently).
+                continue
+            else:
+                queue.append((counted, message))
+            self._wake(channel)
+
+    def _wake(self, channel: str) -> None:
+        waiter = self._waiters.get(channel)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _mark_missed(
+        self, channel: str, queue: collections.deque[tuple[bool, dict[str, Any]]], count: int, counted: bool
+    ) -> None:
+        """Add ``count`` missed messages to the marker at the tail of ``channel``'s local queue
+        (a new one if the tail is something else). ``counted``: the marker arrived counted."""
+        if queue and queue[-1][1].get("type") == MISSED:
+            queue[-1][1]["count"] += count
+            if counted:
+                self._took(channel, 1)  # merged: nobody will take it
+            return
+        queue.append((counted, {"type": MISSED, "count": count}))
 
     # -- capacity bookkeeping ----------------------------------------------------------------
 

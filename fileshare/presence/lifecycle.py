@@ -36,6 +36,7 @@ from fileshare.models import LiveClient, ResumableUpload, Service, StoredFile, S
 from fileshare.observe import metrics
 from fileshare.presence import trips
 from fileshare.presence.registry import db, service_info
+from fileshare.presence.service_infos import service_infos
 from fileshare.store import storage
 from fileshare.ws import relay
 
@@ -179,9 +180,10 @@ def _depart_long(client_id: int, force: bool) -> Departure | None:
         client, owns, joined_any = _leaver(row), row[7], row[8]
         services: list[dict[str, Any]] = []
         if owns:
-            owned = list(Service.objects.select_related("owner").filter(owner_id=client_id))
-            services = [service_info(s) for s in owned]
-            Service.objects.filter(pk__in=[s.pk for s in owned]).delete()
+            # Two queries for all of them (a client may own thousands), then one DELETE.
+            services = service_infos(Service.objects.filter(owner_id=client_id))
+            Subscription.objects.filter(service__owner_id=client_id).delete()
+            Service.objects.filter(owner_id=client_id).delete()
         joined = []
         if joined_any:
             joined = list(Subscription.objects.select_related("service__owner").filter(client_id=client_id))
@@ -271,6 +273,17 @@ def _release(client_id: int) -> None:
         cursor.execute(f'DELETE FROM "{upload}" WHERE "owner_id" = %s', [client_id])
         cursor.execute(f'DELETE FROM "{stored}" WHERE "owner_id" = %s', [client_id])
         cursor.execute(f'DELETE FROM "{client}" WHERE "id" = %s', [client_id])
+
+
+EVENTS_PER_TURN = 64
+"""Events the leave sends before it lets the event loop run others: a client owning
+thousands of services must not hold up every other client while its leave tells."""
+
+
+async def _take_turns(sent: int) -> None:
+    """Yield to the event loop after every EVENTS_PER_TURN events (``sent`` counts them)."""
+    if sent % EVENTS_PER_TURN == 0:
+        await asyncio.sleep(0)
 
 
 SWEEP_EVERY = 0.2
@@ -383,17 +396,22 @@ async def _finish(client_id: int, departure: Departure) -> None:
         await relay.forget(info)
         departure.parted = True
 
+    sent = 0
     while departure.services:
         service = departure.services[0]
         await relay.broadcast({"type": "SERVICE_DELETE_RESULT", "service": service})
         await relay.notify_dashboard("service_deleted", service=service["name"])
         departure.services.pop(0)
+        sent += 1
+        await _take_turns(sent)
     while departure.subscriptions:
         service, channels = departure.subscriptions[0]
         event = {"type": "SERVICE_CLIENT_UNSUBSCRIBED", "client": info, "service": service}
-        await relay.deliver_many(channels, event)
+        await relay.deliver_event(channels, event)
         await relay.notify_dashboard("service_changed", service=service["name"])
         departure.subscriptions.pop(0)
+        sent += 1
+        await _take_turns(sent)
 
     if not departure.stored_gone:
         if departure.released:

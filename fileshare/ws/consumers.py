@@ -58,26 +58,35 @@ def parse_identify(text: str | None) -> registry.Identity:
     except protocol.DecodeError as exc:
         raise FatalDecode(str(exc)) from None
     if payload["type"] != "IDENTIFY":
-        raise NotIdentified(f"the first frame must be IDENTIFY, not {payload['type']}")
+        raise NotIdentified(f"the first frame must be IDENTIFY, not {protocol.quote(payload['type'], 40)}")
     name = payload.get("name")
     if not protocol.is_valid_name(name, conf.max_name_length()):
         raise BadName(f"name must be 1-{conf.max_name_length()} letters, digits or '_'")
     listing.check_client_name(name)
     version = payload.get("version")
     if not protocol.is_compatible_version(version):
-        raise BadVersion(f"version {version!r} is not semver compatible with ^0.2.0")
+        raise BadVersion(f"version {protocol.quote(version, 40)} is not semver compatible with ^0.2.0")
     secret = conf.secret()
     if secret is not None and payload.get("secret") != secret:
         raise BadSecret("the secret does not match")
     try:
-        nickname = protocol.field(payload, "nickname", str, optional=True)
-        tags = protocol.string_list(payload, "tags")
+        nickname = protocol.text_field(payload, "nickname", conf.max_nickname_length())
+        tags = protocol.text_list(payload, "tags", conf.max_tags(), conf.max_tag_length())
     except protocol.ShapeError as exc:
         raise FatalDecode(str(exc)) from None
     return registry.Identity(name=name, nickname=nickname, version=version, tags=tags)
 
 
 Event = dict[str, Any]
+
+_LATE: set[asyncio.Task[None]] = set()
+"""Leaves that outlive their cancelled consumer (kept referenced until done)."""
+
+
+def _finish_later(work: Awaitable[None]) -> None:
+    task = asyncio.ensure_future(work)
+    _LATE.add(task)
+    task.add_done_callback(_LATE.discard)
 
 
 async def dispatch_each(
@@ -152,6 +161,15 @@ class ConciergeConsumer(AsyncConsumer):
         try:
             with contextlib.suppress(StopConsumer):
                 await dispatch_each(sources, self.dispatch, self._turn)
+        except asyncio.CancelledError:
+            # Daphne cancels an application still busy (with frames the client sent before
+            # closing) some seconds after its socket closed: the client must leave all the
+            # same, in a task of its own that this cancellation does not reach.
+            self.closing = True
+            self._abandon_replies()
+            if self.identified and not self._left:
+                _finish_later(self._leave("socket closed while its frames were being answered"))
+            raise
         except Exception:
             # Handlers answer their own failures (ERROR_INTERNAL); what gets here broke the
             # consumer itself, e.g. the channel layer during a broadcast.
@@ -273,6 +291,11 @@ class ConciergeConsumer(AsyncConsumer):
         metrics.BYTES_OUT.inc(len(message["text"]))
         return True
 
+    async def fileshare_missed(self, message: dict[str, Any]) -> None:
+        """Events owed to this client were not delivered (its queue was full): say how many."""
+        if self.identified and not self.closing:
+            await self.send_payload(relay.missed_payload(int(message["count"])))
+
     async def fileshare_forget(self, message: dict[str, Any]) -> None:
         """A client somewhere started to leave: this process must not route to it any more."""
         registry.remote.forget(str(message["name"]), str(message["public_id"]))
@@ -319,7 +342,7 @@ class ConciergeConsumer(AsyncConsumer):
             payload = protocol.decode(text)
             handler = HANDLERS.get(payload["type"])
             if handler is None:
-                return {"type": "ERROR_UNSUPPORTED", "desc": f"unsupported payload type {payload['type']!r}"}
+                return {"type": "ERROR_UNSUPPORTED", "desc": f"unsupported payload type {protocol.quote(payload['type'])}"}
             if payload["type"] != "MESSAGE" and self._due:
                 # Other handlers may send frames of their own: earlier replies go first.
                 await self._replies_sent()
@@ -393,9 +416,23 @@ class ConciergeConsumer(AsyncConsumer):
         await self.send({"type": "websocket.close", "code": code, "reason": reason.encode()[:120].decode(errors="ignore")})
 
     async def send_payload(self, payload: JsonObject) -> None:
+        """Send one frame; a reply over FILESHARE_MAX_FRAME_BYTES goes as BAD saying so."""
+        text = protocol.encode(payload)
+        limit = conf.max_frame_bytes()
+        if len(text) * 4 > limit and protocol.encoded_size(text) > limit:
+            size = protocol.encoded_size(text)
+            logger.warning("a %s reply of %d bytes to %s is over the frame limit", payload.get("type"), size, self._who())
+            refusal: JsonObject = {
+                "type": "BAD",
+                "desc": f"the reply ({payload.get('type')}) would be {size} bytes, over the frame limit of {limit} bytes",
+            }
+            if "seq" in payload:
+                refusal["seq"] = payload["seq"]
+            payload = refusal
+            text = protocol.encode(refusal)
         if payload["type"] in REFUSALS:
             metrics.REFUSED.labels(payload["type"]).inc()
-        await self.send({"type": "websocket.send", "text": protocol.encode(payload)})
+        await self.send({"type": "websocket.send", "text": text})
 
     async def send(self, message: dict[str, Any]) -> None:
         if message["type"] == "websocket.send":

@@ -8,6 +8,7 @@ becomes the reply. Handlers never close the socket.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,8 +20,11 @@ from fileshare.exceptions import (
     BadRequest,
     FileshareError,
     Forbidden,
+    InvalidName,
     InvalidService,
+    InvalidUuid,
     IsDirectory,
+    LimitReached,
     NotFound,
     NotPermitted,
     ProtocolError,
@@ -29,9 +33,10 @@ from fileshare.models import LiveClient, Service, Subscription
 from fileshare.observe import metrics
 from fileshare.presence import registry
 from fileshare.presence.registry import db, service_info
+from fileshare.presence.service_infos import service_infos
 from fileshare.protocol import JsonObject, field
 from fileshare.pw import listing
-from fileshare.ws import relay
+from fileshare.ws import paging, relay
 
 
 class Session(Protocol):
@@ -68,6 +73,38 @@ def handles(kind: str) -> Callable[[Handler], Handler]:
         return func
 
     return register
+
+
+# -- Names and ids a client gives: checked before any lookup -------------------------------
+# A value that no client or service can have is answered without a database trip (and
+# so never reaches a query: PostgreSQL refuses NUL in text); descriptions quote at most
+# a few dozen characters of it.
+
+
+def _service_name(payload: JsonObject) -> str:
+    """The ``service`` field; InvalidService if no service can have that name."""
+    name: str = field(payload, "service", str)
+    if not protocol.is_valid_name(name, conf.max_name_length()):
+        raise InvalidService(f"no service is named {protocol.quote(name)}", service=name)
+    return name
+
+
+def _client_name(payload: JsonObject) -> str:
+    """The ``name`` field; InvalidName if no client can have that name."""
+    name: str = field(payload, "name", str)
+    if not protocol.is_valid_name(name, conf.max_name_length()):
+        raise InvalidName(f"no live client is named {protocol.quote(name)}", name=name)
+    return name
+
+
+def _public_id(payload: JsonObject) -> str:
+    """The ``uuid`` field; InvalidUuid unless it is a UUID."""
+    value: str = field(payload, "uuid", str)
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise InvalidUuid(f"{protocol.quote(value)} is not a UUID", uuid=value) from None
+    return value
 
 
 # -- MESSAGE ---------------------------------------------------------------------------
@@ -113,13 +150,13 @@ async def message(session: Session, payload: JsonObject) -> JsonObject | Later:
     origin: dict[str, Any] = session.client.info()
     out: JsonObject = {"type": "MESSAGE", "target": target, "data": payload.get("data"), "origin": origin}
     if kind == "NAME":
-        channel = await registry.channel_for_name(field(target, "name", str))
+        channel = await registry.channel_for_name(_client_name(target))
         return Later(await relay.start_delivery(channel, out), {"type": "OK"})
     elif kind == "UUID":
-        channel = await registry.channel_for_public_id(field(target, "uuid", str))
+        channel = await registry.channel_for_public_id(_public_id(target))
         return Later(await relay.start_delivery(channel, out), {"type": "OK"})
     elif kind == "SERVICE":
-        info, channels = await db(_service_route)(field(target, "service", str), session.client.pk)
+        info, channels = await db(_service_route)(_service_name(target), session.client.pk)
         origin["service"] = info
         full = await relay.deliver_many(channels, out)
         if full:
@@ -127,14 +164,14 @@ async def message(session: Session, payload: JsonObject) -> JsonObject | Later:
                 f"{len(full)} of {len(channels)} receivers were not keeping up and did not get the message"
             )
     elif kind == "SERVICE_CLIENT_UUID":
-        info = await db(_owned_service)(field(target, "service", str), session.client.pk)
-        channel = await registry.channel_for_public_id(field(target, "uuid", str))
+        info = await db(_owned_service)(_service_name(target), session.client.pk)
+        channel = await registry.channel_for_public_id(_public_id(target))
         origin["service"] = info
         return Later(await relay.start_delivery(channel, out), {"type": "OK"})
     elif kind == "ALL":
         await relay.broadcast(out)
     else:
-        raise ProtocolError(f"MESSAGE: unknown target type {kind!r}")
+        raise ProtocolError(f"MESSAGE: unknown target type {protocol.quote(kind)}")
     return {"type": "OK"}
 
 
@@ -146,13 +183,27 @@ def _subscribe(client_id: int, name: str) -> tuple[bool, dict[str, Any], list[st
         service = Service.objects.select_related("owner").filter(name=name).first()
         if service is None:
             raise InvalidService(f"no service is named {name!r}", service=name)
-        try:
-            with transaction.atomic():
-                Subscription.objects.create(service=service, client_id=client_id)
-            created = True
-        except IntegrityError:
-            created = False
+        created = False
+        if not Subscription.objects.filter(service=service, client_id=client_id).exists():
+            _check_subscription_caps(client_id, service)
+            try:
+                with transaction.atomic():
+                    Subscription.objects.create(service=service, client_id=client_id)
+                created = True
+            except IntegrityError:
+                pass
         return created, service_info(service), _subscriber_channels(service)
+
+
+def _check_subscription_caps(client_id: int, service: Service) -> None:
+    joined, most = Subscription.objects.filter(client_id=client_id).count(), conf.max_subscriptions_per_client()
+    if joined >= most:
+        raise LimitReached(f"this client has joined {joined} services, the most allowed (FILESHARE_MAX_SUBSCRIPTIONS_PER_CLIENT)")
+    subscribers, most = service.subscriptions.count(), conf.max_subscribers_per_service()
+    if subscribers >= most:
+        raise LimitReached(
+            f"the service {service.name!r} has {subscribers} subscribers, the most allowed (FILESHARE_MAX_SUBSCRIBERS_PER_SERVICE)"
+        )
 
 
 def _unsubscribe(client_id: int, name: str) -> tuple[bool, dict[str, Any], list[str]]:
@@ -174,22 +225,22 @@ def _subscriber_channels(service: Service) -> list[str]:
 
 @handles("SELF_SUBSCRIBE")
 async def self_subscribe(session: Session, payload: JsonObject) -> JsonObject:
-    name = field(payload, "service", str)
+    name = _service_name(payload)
     created, info, channels = await db(_subscribe)(session.client.pk, name)
     if created:
         event = {"type": "SERVICE_CLIENT_SUBSCRIBED", "client": session.client.info(), "service": info}
-        await relay.deliver_many(channels, event)
+        await relay.deliver_event(channels, event)
         await relay.notify_dashboard("service_changed", service=name)
     return {"type": "SELF_SUBSCRIBE_RESULT", "successful": created, "service": info}
 
 
 @handles("SELF_UNSUBSCRIBE")
 async def self_unsubscribe(session: Session, payload: JsonObject) -> JsonObject:
-    name = field(payload, "service", str)
+    name = _service_name(payload)
     deleted, info, channels = await db(_unsubscribe)(session.client.pk, name)
     if deleted:
         event = {"type": "SERVICE_CLIENT_UNSUBSCRIBED", "client": session.client.info(), "service": info}
-        await relay.deliver_many(channels, event)
+        await relay.deliver_event(channels, event)
         await relay.notify_dashboard("service_changed", service=name)
     return {"type": "SELF_UNSUBSCRIBE_RESULT", "successful": deleted, "service": info}
 
@@ -206,8 +257,8 @@ async def self_fetch(session: Session, payload: JsonObject) -> JsonObject:
 @handles("SELF_SET_SEQ")
 async def self_set_seq(session: Session, payload: JsonObject) -> JsonObject:
     seq = field(payload, "seq", int)
-    if seq < 0:
-        raise ProtocolError('SELF_SET_SEQ: "seq" must not be negative')
+    if not 0 <= seq <= protocol.MAX_SEQ:
+        raise ProtocolError(f'SELF_SET_SEQ: "seq" must be from 0 to {protocol.MAX_SEQ} (2**53 - 1)')
     session.seq = seq + 1
     return {"type": "OK", "seq": seq}
 
@@ -216,6 +267,11 @@ async def self_set_seq(session: Session, payload: JsonObject) -> JsonObject:
 
 
 def _create_service(client_id: int, name: str, nickname: str | None) -> dict[str, Any] | None:
+    if Service.objects.filter(name=name).exists():
+        return None
+    owned, most = Service.objects.filter(owner_id=client_id).count(), conf.max_services_per_client()
+    if owned >= most:
+        raise LimitReached(f"this client owns {owned} services, the most allowed (FILESHARE_MAX_SERVICES_PER_CLIENT)")
     try:
         with transaction.atomic():
             service = Service.objects.create(name=name, nickname=nickname, owner_id=client_id)
@@ -227,7 +283,7 @@ def _create_service(client_id: int, name: str, nickname: str | None) -> dict[str
 @handles("SERVICE_CREATE")
 async def service_create(session: Session, payload: JsonObject) -> JsonObject:
     name = field(payload, "service", str)
-    nickname = field(payload, "nickname", str, optional=True)
+    nickname = protocol.text_field(payload, "nickname", conf.max_nickname_length())
     if not protocol.is_valid_name(name, conf.max_name_length()):
         raise ProtocolError(
             f"SERVICE_CREATE: service names are 1-{conf.max_name_length()} letters, digits or '_'"
@@ -256,7 +312,7 @@ def _delete_service(client_id: int, name: str) -> dict[str, Any]:
 
 @handles("SERVICE_DELETE")
 async def service_delete(session: Session, payload: JsonObject) -> JsonObject:
-    info = await db(_delete_service)(session.client.pk, field(payload, "service", str))
+    info = await db(_delete_service)(session.client.pk, _service_name(payload))
     reply = {"type": "SERVICE_DELETE_RESULT", "service": info}
     await relay.broadcast(reply)
     await relay.notify_dashboard("service_deleted", service=info["name"])
@@ -265,17 +321,25 @@ async def service_delete(session: Session, payload: JsonObject) -> JsonObject:
 
 @handles("SERVICE_FETCH")
 async def service_fetch(session: Session, payload: JsonObject) -> JsonObject:
-    service = await registry.service(field(payload, "service", str))
+    service = await registry.service(_service_name(payload))
     return {"type": "SERVICE_FETCH_RESULT", "service": await db(service_info)(service)}
 
 
 def _all_services() -> list[dict[str, Any]]:
-    return [service_info(s) for s in Service.objects.select_related("owner")]
+    return service_infos(Service.objects.all())
+
+
+async def paged(session: Session, envelope: JsonObject, key: str, items: list[Any], most: int | None = None) -> JsonObject:
+    """Send all but the last page of a long reply now (``paging.pages``); return the last."""
+    frames = paging.pages(envelope, key, items, conf.max_frame_bytes(), most)
+    for frame in frames[:-1]:
+        await send_reply(session, frame)
+    return frames[-1]
 
 
 @handles("SERVICE_FETCH_ALL")
 async def service_fetch_all(session: Session, payload: JsonObject) -> JsonObject:
-    return {"type": "SERVICE_FETCH_ALL_RESULT", "services": await db(_all_services)()}
+    return await paged(session, {"type": "SERVICE_FETCH_ALL_RESULT"}, "services", await db(_all_services)())
 
 
 # -- CLIENT_* ----------------------------------------------------------------------------
@@ -283,7 +347,7 @@ async def service_fetch_all(session: Session, payload: JsonObject) -> JsonObject
 
 @handles("CLIENT_FETCH")
 async def client_fetch(session: Session, payload: JsonObject) -> JsonObject:
-    client = await registry.by_public_id(field(payload, "uuid", str))
+    client = await registry.by_public_id(_public_id(payload))
     return {
         "type": "CLIENT_FETCH_RESULT",
         "client": client.info(),
@@ -293,13 +357,13 @@ async def client_fetch(session: Session, payload: JsonObject) -> JsonObject:
 
 @handles("CLIENT_FETCH_ALL")
 async def client_fetch_all(session: Session, payload: JsonObject) -> JsonObject:
-    return {"type": "CLIENT_FETCH_ALL_RESULT", "clients": await registry.all_clients()}
+    return await paged(session, {"type": "CLIENT_FETCH_ALL_RESULT"}, "clients", await registry.all_clients())
 
 
 # -- FILE_* (pw_file, docs/pw_file.md) ------------------------------------------------------
 
 FILE_LIST_CHUNK = 500
-"""Entries per FILE_LIST_RESULT frame: an entry's path is one segment, so a frame stays far below 1 MiB."""
+"""Entries per FILE_LIST_RESULT frame at most (fewer when they would not fit the frame limit)."""
 
 
 async def send_reply(session: Session, payload: JsonObject) -> None:
@@ -320,10 +384,7 @@ async def file_list(session: Session, payload: JsonObject) -> JsonObject:
     except (NotFound, BadRequest) as exc:
         return _file_refusal(exc, path)
     entries = [entry.as_json() for entry in found.entries]
-    chunks = [entries[i : i + FILE_LIST_CHUNK] for i in range(0, len(entries), FILE_LIST_CHUNK)] or [[]]
-    for chunk in chunks[:-1]:
-        await send_reply(session, {"type": "FILE_LIST_RESULT", "path": found.path, "entries": chunk, "done": False})
-    return {"type": "FILE_LIST_RESULT", "path": found.path, "entries": chunks[-1], "done": True}
+    return await paged(session, {"type": "FILE_LIST_RESULT", "path": found.path}, "entries", entries, FILE_LIST_CHUNK)
 
 
 @handles("FILE_DELETE")

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-from fileshare.exceptions import TargetBusy
-from fileshare.protocol import JsonObject, encode
+from fileshare import conf
+from fileshare.exceptions import MessageTooLarge, TargetBusy
+from fileshare.protocol import JsonObject, encode, encoded_size
+
+logger = logging.getLogger(__name__)
 
 CLIENTS_GROUP = "fileshare.clients"
 """Every identified client's channel."""
@@ -38,9 +42,43 @@ def _layer() -> Any:
     return layer
 
 
+FRAME = "fileshare.frame"
+"""Layer message carrying one ready frame for a client (``_frame``)."""
+
+MISSED = "fileshare.missed"
+"""Layer message standing for ``count`` events a channel was owed and did not get
+(its queue was full): the consumer sends EVENTS_MISSED. Both layers keep at most
+one at the tail of a channel's queue, beyond its capacity, and add to its count."""
+
+
+def missed_payload(count: int) -> JsonObject:
+    """The EVENTS_MISSED event (docs/protocol-limits.md)."""
+    return {
+        "type": "EVENTS_MISSED",
+        "count": count,
+        "desc": f"{count} event(s) could not be delivered (this client was not keeping up); fetch to resynchronise",
+    }
+
+
 def _frame(payload: JsonObject) -> dict[str, Any]:
-    """The layer message that carries ``payload`` to a consumer as ready text."""
-    return {"type": "fileshare.frame", "text": encode(payload)}
+    """The layer message that carries ``payload`` to a consumer as ready text.
+
+    Every frame fits FILESHARE_MAX_FRAME_BYTES: a MESSAGE that would not (measured
+    with its ``origin``) raises MessageTooLarge, for its sender; an event that would
+    not (possible only with caps set beyond the frame limit) goes as EVENTS_MISSED.
+    """
+    text = encode(payload)
+    limit = conf.max_frame_bytes()
+    if len(text) * 4 > limit and encoded_size(text) > limit:
+        size = encoded_size(text)
+        if payload.get("type") == "MESSAGE":
+            raise MessageTooLarge(
+                f"the message would be {size} bytes with its origin, over the frame limit of {limit} bytes;"
+                " it was not delivered"
+            )
+        logger.warning("a %s event of %d bytes is over the frame limit (%d); sent as EVENTS_MISSED", payload.get("type"), size, limit)
+        text = encode(missed_payload(1))
+    return {"type": FRAME, "text": text}
 
 
 def _busy() -> TargetBusy:
@@ -98,6 +136,17 @@ async def deliver_many(channel_names: list[str], payload: JsonObject) -> list[st
         except ChannelFull:
             full.append(name)
     return full
+
+
+async def deliver_event(channel_names: list[str], payload: JsonObject) -> None:
+    """Send one event to several clients; a client whose queue is full is told it missed it."""
+    layer = _layer()
+    send_missed = getattr(layer, "send_missed", None)  # this project's layers have it
+    for name in await deliver_many(channel_names, payload):
+        if send_missed is None:
+            logger.warning("a %s event was not delivered: the receiver's queue was full", payload.get("type"))
+        else:
+            await send_missed(name)
 
 
 async def broadcast(payload: JsonObject) -> None:
