@@ -46,7 +46,8 @@ from twisted.internet import tcp
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
-from fileshare import conf, offload, relay
+from fileshare import conf, gate, http_channel, offload, relay
+from fileshare.exceptions import InsufficientStorage
 
 logger = logging.getLogger(__name__)
 
@@ -193,11 +194,38 @@ SPOOL_READ = 1024 * 1024
 
 
 class SpoolingRequest(http_protocol.WebRequest):
-    """daphne's request, with a large body spooled to a SpooledBody."""
+    """daphne's request, with a large body spooled to a SpooledBody.
+
+    A GuardedHTTPChannel admits the body on the headers first (``admitted``, a
+    ``gate.Admission``): a body that grows past its admitted size is refused as it
+    arrives, and a full disk while it is spooled answers 507 (logged).
+    """
+
+    admitted: gate.Admission | None = None
+    received = 0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Twisted would parse a multipart POST in memory into request.args, which daphne never reads.
         super().__init__(*args, parsePOSTFormSubmission=False, **kwargs)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        channel = self.channel
+        if not isinstance(channel, http_channel.GuardedHTTPChannel):
+            super().handleContentChunk(data)
+            return
+        if channel.refused:
+            return
+        self.received += len(data)
+        if self.admitted is not None and self.received > self.admitted.limit:
+            channel.refuse(self.admitted.over)
+            return
+        try:
+            super().handleContentChunk(data)
+        except OSError as exc:
+            if not http_channel.is_full_disk(exc):
+                raise
+            logger.error("the disk is full: a request body could not be spooled (%s)", exc.strerror)
+            channel.refuse(InsufficientStorage("the server's disk is full; nothing was stored"))
 
     def gotLength(self, length: int | None) -> None:
         if length is not None and length < SPOOL_FROM:
@@ -217,7 +245,10 @@ class SpoolingRequest(http_protocol.WebRequest):
 
 
 class SpoolingHTTPFactory(http_protocol.HTTPFactory):
-    """daphne's HTTP factory, building SpoolingRequests."""
+    """daphne's HTTP factory, building SpoolingRequests on GuardedHTTPChannels
+    (``fileshare.http_channel``: requests judged on their headers, and timeouts)."""
+
+    protocol = http_channel.guarded_channel_protocol
 
     def buildProtocol(self, addr: Any) -> Any:
         protocol = super().buildProtocol(addr)
