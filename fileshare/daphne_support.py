@@ -46,7 +46,7 @@ from twisted.internet import tcp
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
-from fileshare import conf, gate, http_channel, offload, relay
+from fileshare import conf, gate, http_channel, offload, relay, storage
 from fileshare.exceptions import InsufficientStorage
 
 logger = logging.getLogger(__name__)
@@ -222,7 +222,7 @@ class SpoolingRequest(http_protocol.WebRequest):
         try:
             super().handleContentChunk(data)
         except OSError as exc:
-            if not http_channel.is_full_disk(exc):
+            if not storage.is_full_disk(exc):
                 raise
             logger.error("the disk is full: a request body could not be spooled (%s)", exc.strerror)
             channel.refuse(InsufficientStorage("the server's disk is full; nothing was stored"))

@@ -24,7 +24,6 @@ looks at the request. GuardedHTTPChannel changes two things (docs/limits.md):
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import logging
 from http import HTTPStatus
@@ -41,7 +40,6 @@ LINGER_BYTES = 4 * 1024 * 1024
 """After a refusal, at most this many more bytes of the body are read (and dropped)."""
 LINGER_SECONDS = 2.0
 """After a refusal, the connection is closed at the latest this long after the answer."""
-FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
 
 
 def refusal_bytes(exc: FileshareError, *, tus: bool = False) -> bytes:
@@ -218,11 +216,6 @@ class GuardedHTTPChannel(_HTTPChannel):
             self._verdict.cancel()
             self._verdict = None
         super().connectionLost(reason)
-
-
-def is_full_disk(exc: BaseException) -> bool:
-    """Whether ``exc`` says the disk (or the user's disk quota) is full."""
-    return isinstance(exc, OSError) and exc.errno in FULL_DISK
 
 
 def guarded_channel_protocol(factory: Any) -> Any:

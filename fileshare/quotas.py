@@ -68,16 +68,22 @@ def room(
     ``replacing``: a path whose file the new one replaces (its bytes are freed);
     ``except_upload``: a tus upload whose reservation the new file takes over.
     """
+    held = _usage(owner_id, except_upload=except_upload, except_path=replacing) if conf.client_quota_bytes() else None
+    return _room(owner_id, held, replacing, except_upload)
+
+
+def _room(
+    owner_id: int, held: Usage | None, replacing: str | None, except_upload: uuid.UUID | None
+) -> tuple[int | None, int | None]:
     client_quota, store_quota = conf.client_quota_bytes(), conf.store_quota_bytes()
     client_left = store_left = None
-    if client_quota is not None:
-        held = _usage(owner_id, except_upload=except_upload, except_path=replacing).bytes
-        client_left = client_quota - held
+    if client_quota is not None and held is not None:
+        client_left = client_quota - held.bytes
     if store_quota is not None:
-        held = _usage(None, except_upload=except_upload, except_path=None).bytes
+        total = _usage(None, except_upload=except_upload).bytes
         if replacing is not None:
-            held -= _size_at(owner_id, replacing)
-        store_left = store_quota - held
+            total -= _size_at(owner_id, replacing)
+        store_left = store_quota - total
     return client_left, store_left
 
 
@@ -100,11 +106,14 @@ def check(
     ``replacing``/``except_upload`` as in :func:`room`.
     """
     files_quota = conf.client_quota_files()
-    if new_file and files_quota is not None:
-        held = _usage(owner_id, except_upload=except_upload, except_path=replacing).files
-        if held + 1 > files_quota:
-            raise QuotaExceeded(f"the client already holds {held} files, its quota (FILESHARE_CLIENT_QUOTA_FILES)")
-    client_left, store_left = room(owner_id, replacing=replacing, except_upload=except_upload)
+    held = None
+    if conf.client_quota_bytes() is not None or files_quota is not None:
+        held = _usage(owner_id, except_upload=except_upload, except_path=replacing)
+    if new_file and files_quota is not None and held is not None and held.files + 1 > files_quota:
+        raise QuotaExceeded(
+            f"the client holds {held.files} files already, its quota (FILESHARE_CLIENT_QUOTA_FILES={files_quota})"
+        )
+    client_left, store_left = _room(owner_id, held, replacing, except_upload)
     if client_left is not None and size > client_left:
         raise QuotaExceeded(
             f"{size} bytes would take the client over its quota of {conf.client_quota_bytes()} bytes "

@@ -36,7 +36,7 @@ from asgiref.sync import sync_to_async
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from fileshare import conf, files, relay, storage
+from fileshare import conf, files, quotas, relay, storage
 from fileshare.exceptions import (
     ChunkChecksumMismatch,
     FileshareError,
@@ -194,6 +194,7 @@ def _create(owner: Owner, path: str, length: int, metadata: str, content_type: s
     files.check_path_free(owner.id, path)
     with transaction.atomic():
         _owner_live(owner.id)
+        quotas.check(owner.id, length)  # the upload reserves its room now
         row = ResumableUpload.objects.create(
             owner_id=owner.id,
             path=path,
@@ -453,6 +454,7 @@ async def _store_file(owner: Owner, pending: _Pending) -> None:
         path=pending.path,
         limit=pending.length,
         content_type=pending.content_type or None,
+        reservation=pending.upload_id,
     )
     try:
         await files.store(upload, reader)
@@ -496,7 +498,10 @@ async def _assemble(owner: Owner, pending: _Pending, instance_id: uuid.UUID) -> 
         await sync_to_async(_give_up, thread_sensitive=False)(owner, pending, instance_id)
         raise
     state = await sync_to_async(_complete, thread_sensitive=False)(owner, pending)
-    await relay.notify_dashboard("file_changed", client=owner.name, path=pending.path)
+    try:  # best effort: the file is stored, so the client still gets the true answer
+        await relay.notify_dashboard("file_changed", client=owner.name, path=pending.path)
+    except Exception as exc:
+        logger.warning("dashboards were not told that %s/%s changed: %r", owner.name, pending.path, exc)
     if state is None:  # the owner left the moment the file was stored
         raise OwnerLeft("the folder's owner disconnected as the upload completed")
     return state

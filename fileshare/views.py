@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -15,12 +16,14 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.utils.http import content_disposition_header, http_date
 from django.views.decorators.csrf import csrf_exempt
 
-from fileshare import auth, conf, downloads, files, listing, offload, paths, published, relay
-from fileshare.exceptions import BadRequest, ReadOnly, TooLarge
+from fileshare import auth, conf, downloads, files, listing, multipart, offload, paths, published, relay
+from fileshare.exceptions import BadRequest, InvalidPath, ReadOnly, TooLarge
 from fileshare.http import json_errors
 from fileshare.models import StoredFile
 
 ALLOWED = "GET, HEAD, PUT, POST, DELETE"
+
+logger = logging.getLogger(__name__)
 
 
 def _method_not_allowed(request: HttpRequest) -> HttpResponse:
@@ -76,8 +79,18 @@ def expected_sha256(request: HttpRequest) -> str | None:
 
 
 async def _parse_files(request: HttpRequest) -> Any:
-    """``request.FILES``, parsed in a worker thread (the parser reads and writes files)."""
-    return await sync_to_async(lambda: request.FILES, thread_sensitive=False)()
+    """``request.FILES`` with names as sent, parsed in a worker thread; BadRequest or TooLarge
+    for a body the parser cannot take (``fileshare.multipart``)."""
+    return await multipart.files_of(request)
+
+
+async def tell_dashboard(client_name: str, path: str) -> None:
+    """Tell open dashboards a file changed; best effort: the change is made already, so a
+    failing channel layer is logged and the client still gets the true answer."""
+    try:
+        await relay.notify_dashboard("file_changed", client=client_name, path=path)
+    except Exception as exc:
+        logger.warning("dashboards were not told that %s/%s changed: %r", client_name, path, exc)
 
 
 def _file_json(row: StoredFile, folder_name: str) -> dict[str, Any]:
@@ -103,7 +116,7 @@ async def _store(request: HttpRequest, client_name: str, raw_path: str, source: 
         expected_sha256=expected_sha256(request),
     )
     row = await files.store(upload, source)
-    await relay.notify_dashboard("file_changed", client=client_name, path=path)
+    await tell_dashboard(client_name, path)
     return _file_json(row, client_name)
 
 
@@ -142,7 +155,7 @@ async def file_view(request: HttpRequest, client_name: str, file_path: str) -> H
         path = paths.clean(file_path)
         auth.require_owner(client, client_name)
         await files.remove(client.pk, path)
-        await relay.notify_dashboard("file_changed", client=client_name, path=path)
+        await tell_dashboard(client_name, path)
         return JsonResponse({"client": client_name, "path": path, "deleted": True}, status=200)
     return _method_not_allowed(request)
 
@@ -162,11 +175,19 @@ async def folder_view(request: HttpRequest, client_name: str) -> HttpResponse:
         uploads = [f for name in parsed for f in parsed.getlist(name)]
         if not uploads:
             raise BadRequest("POST to a folder takes one or more files in a multipart body")
-        for upload in uploads:
-            paths.clean(upload.name or "")
-        stored = [await _store(request, client_name, upload.name, upload) for upload in uploads]
+        named = [(_form_path(multipart.sent_name(upload)), upload) for upload in uploads]
+        stored = [await _store(request, client_name, path, upload) for path, upload in named]
         return JsonResponse({"files": stored}, status=201)
     return _method_not_allowed(request)
+
+
+def _form_path(name: str | None) -> str:
+    """A form file name as a path in the folder: stored there if it is a plain relative path
+    (``sub/dir/x.txt`` too), else InvalidPath saying why; never changed."""
+    try:
+        return paths.clean(name or "")
+    except InvalidPath as exc:
+        raise InvalidPath(f"the form file name {name!r} is not usable as a path: {exc.detail}") from None
 
 
 # -- pw_file listings and the published files (docs/pw_file.md) ------------------------------
