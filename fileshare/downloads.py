@@ -48,7 +48,7 @@ def _position(digits: str) -> int:
     """A range position from its digits; a number of thousands of digits (which ``int``
     refuses to parse) is simply past any end, as RFC 9110 reads it."""
     significant = digits.lstrip("0")
-    return int(significant) if len(significant) <= 18 else _BEYOND_ANY_FILE
+    return int(significant or "0") if len(significant) <= 18 else _BEYOND_ANY_FILE
 
 
 @dataclass(frozen=True)
