@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path, register_converter
 
-from fileshare import dashboard_views, tus_views, views
+from fileshare import admit_view, dashboard_views, tus_views, views
 from fileshare.converters import AnyPathConverter
 
 register_converter(AnyPathConverter, "anypath")
@@ -30,4 +30,6 @@ urlpatterns = [
     re_path(r"^tus/?$", tus_views.discovery_view, name="tus"),
     re_path(r"^tus/(?P<client_name>[^/]+)/?$", tus_views.creation_view, name="tus-create"),
     path("tus/<str:client_name>/<str:upload_id>", tus_views.upload_view, name="tus-upload"),
+    # nginx's auth_request asks here before it reads an upload's body (deploy/nginx.conf).
+    path("_concierge/admit", admit_view.admit, name="admit"),
 ]
