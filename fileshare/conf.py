@@ -372,3 +372,54 @@ def max_tags() -> int:
 def max_tag_length() -> int:
     """Longest tag, in characters (IDENTIFY closes 4002 above). Default 64."""
     return _positive("FILESHARE_MAX_TAG_LENGTH", 64)
+# -- Hardening: quotas, limits before the body, timeouts (docs/limits.md). ------------------
+
+
+def _positive_or_none(name: str, default: int | None) -> int | None:
+    value = _get(name, default)
+    if value is None or value == "" or int(value) <= 0:
+        return None
+    return int(value)
+
+
+def client_quota_bytes() -> int | None:
+    """Bytes one client may hold: its files plus the declared lengths of its unfinished tus
+    uploads (413 ``quota_exceeded`` above). Default 16 GiB; 0 or ``None``: no limit."""
+    return _positive_or_none("FILESHARE_CLIENT_QUOTA_BYTES", 16 * 1024**3)
+
+
+def client_quota_files() -> int | None:
+    """Files one client may hold, unfinished tus uploads included (413 ``quota_exceeded``
+    above). Default 100,000; 0 or ``None``: no limit."""
+    return _positive_or_none("FILESHARE_CLIENT_QUOTA_FILES", 100_000)
+
+
+def store_quota_bytes() -> int | None:
+    """Bytes all clients together may hold (507 ``insufficient_storage`` above). Default
+    ``None``: only the disk's free space limits it (a full disk also answers 507)."""
+    return _positive_or_none("FILESHARE_STORE_QUOTA_BYTES", None)
+
+
+def other_body_bytes() -> int:
+    """Largest body of a request that is not an upload (a login or dashboard form, a body
+    sent with GET or DELETE): 413 above, checked before the body is read. Default 1 MiB."""
+    return int(_get("FILESHARE_MAX_OTHER_BODY_BYTES", 1024 * 1024))
+
+
+def http_header_timeout() -> float:
+    """Seconds a request's header block may take from its first byte to its end under the
+    run command (a slowloris trickle is cut at this, with 408). Default 60 (nginx's
+    client_header_timeout)."""
+    return float(_get("FILESHARE_HTTP_HEADER_TIMEOUT", 60))
+
+
+def http_body_timeout() -> float:
+    """Seconds a request body may stall (no byte arrives) under the run command before the
+    connection is cut with 408. Default 60 (nginx's client_body_timeout)."""
+    return float(_get("FILESHARE_HTTP_BODY_TIMEOUT", 60))
+
+
+def http_keepalive_timeout() -> float:
+    """Seconds an idle HTTP connection is kept open between requests under the run command.
+    Default 75 (nginx's keepalive_timeout)."""
+    return float(_get("FILESHARE_HTTP_KEEPALIVE_TIMEOUT", 75))

@@ -282,3 +282,26 @@ class UnsupportedMediaType(FileshareError):
 
     http_status = 415
     error = "unsupported_media_type"
+
+
+# -- Quotas and the disk (docs/limits.md). --------------------------------------------------
+
+
+class QuotaExceeded(TooLarge):
+    """The upload would take the client over its quota of bytes or files."""
+
+    error = "quota_exceeded"
+
+
+class InsufficientStorage(FileshareError):
+    """The store is full (its configured quota, or the disk itself); nothing was stored."""
+
+    http_status = 507
+    error = "insufficient_storage"
+
+
+class RequestTimeout(FileshareError):
+    """The request's headers or body did not arrive in time."""
+
+    http_status = 408
+    error = "request_timeout"

@@ -7,7 +7,7 @@ from django.urls import URLPattern, path, re_path, register_converter
 
 from fileshare.dashboard import login_views
 from fileshare.dashboard import views as dashboard_views
-from fileshare.fileapi import views
+from fileshare.fileapi import admit_view, views
 from fileshare.fileapi.converters import AnyPathConverter
 from fileshare.observe import health_views
 from fileshare.observe.endpoint import metrics_view
@@ -60,4 +60,6 @@ urlpatterns = [
     path("readyz", health_views.readiness, name="readyz"),
     path("openapi.json", health_views.openapi, name="openapi"),
     *static_patterns(),
+    # nginx's auth_request asks here before it reads an upload's body (deploy/nginx.conf).
+    path("_concierge/admit", admit_view.admit, name="admit"),
 ]

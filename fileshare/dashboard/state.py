@@ -159,6 +159,9 @@ def _client_row(values: dict[str, Any]) -> Row:
         "server_id": str(values["instance_id"]),
         "files": values["file_count"],
         "bytes": values["byte_count"] or 0,
+        # The client's quotas (docs/limits.md), shown against its use; None: no limit.
+        "quota_files": conf.client_quota_files(),
+        "quota_bytes": conf.client_quota_bytes(),
     }
 
 
@@ -263,6 +266,7 @@ def stats() -> Row:
         "clients": live_clients().count(),
         "files": files["n"],
         "bytes": files["size"] or 0,
+        "quota_bytes": conf.store_quota_bytes(),
         "services": Service.objects.count(),
         "servers": [
             {

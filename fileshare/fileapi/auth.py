@@ -7,6 +7,8 @@ Accepted forms (PROTOCOL.md section 3): ``Authorization: <uuid>`` (the seed),
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.http import HttpRequest
 
 from fileshare.exceptions import Forbidden, Unauthorized
@@ -16,7 +18,13 @@ from fileshare.presence import registry
 
 def key_from(request: HttpRequest) -> str:
     """The key a request carries; raises Unauthorized when there is none."""
-    header = request.headers.get("x-fs-key") or request.headers.get("Authorization")
+    return key_from_headers(request.headers.get)
+
+
+def key_from_headers(header_of: Callable[[str], str | None]) -> str:
+    """The key in the headers ``header_of(name)`` returns (case-insensitive names);
+    raises Unauthorized when there is none. Also used before a body is read (``fileshare.fileapi.gate``)."""
+    header = header_of("x-fs-key") or header_of("Authorization")
     if not header or not header.strip():
         raise Unauthorized("missing key: send 'Authorization: <uuid from HELLO>'")
     value = header.strip()

@@ -42,6 +42,15 @@ from fileshare.models import StoredFile
 from fileshare.store import files, storage
 
 _RANGE_SPEC = re.compile(r"(\d*)-(\d*)")
+_BEYOND_ANY_FILE = 10**18
+"""A range position with more digits than this has is past the end of any file."""
+
+
+def _position(digits: str) -> int:
+    """A range position from its digits; a number of thousands of digits (which ``int``
+    refuses to parse) is simply past any end, as RFC 9110 reads it."""
+    significant = digits.lstrip("0")
+    return int(significant or "0") if len(significant) <= 18 else _BEYOND_ANY_FILE
 
 
 @dataclass(frozen=True)
@@ -82,16 +91,16 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         return None
     first, last = match.group(1), match.group(2)
     if first == "":  # suffix range: the last n bytes
-        length = int(last)
+        length = _position(last)
         if length == 0:
             raise RangeNotSatisfiable(f"the range bytes=-0 selects no bytes of this {size}-byte file")
         return ByteRange(max(0, size - length), size, size)
-    start = int(first)
-    if last != "" and int(last) < start:
+    start = _position(first)
+    if last != "" and _position(last) < start:
         return None  # an invalid range-spec: the header is ignored
     if start >= size:
         raise RangeNotSatisfiable(f"the range starts at byte {start}, past the end of this {size}-byte file")
-    end = size if last == "" else min(int(last) + 1, size)
+    end = size if last == "" else min(_position(last) + 1, size)
     return ByteRange(start, end, size)
 
 

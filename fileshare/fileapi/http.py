@@ -14,8 +14,9 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from fileshare.exceptions import FileshareError
+from fileshare.exceptions import FileshareError, InsufficientStorage
 from fileshare.store import paths
+from fileshare.store.storage import is_full_disk
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,22 @@ def error_response(exc: FileshareError) -> JsonResponse:
     if exc.http_status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="concierge"'
     return response
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _internal_error(request: HttpRequest) -> JsonResponse:
+    """The 500 for an unexpected failure (logged with its traceback), saying truthfully what is known."""
+    logger.exception("%s %s failed", request.method, request.path)
+    if request.method in SAFE_METHODS:
+        return error_response(FileshareError("internal error (logged on the server); nothing was changed"))
+    return error_response(
+        FileshareError(
+            "internal error (logged on the server); the request may have taken effect, "
+            "in part or in full: check the folder before retrying"
+        )
+    )
 
 
 def json_errors(view: AsyncView) -> AsyncView:
@@ -44,8 +61,12 @@ def json_errors(view: AsyncView) -> AsyncView:
             return await view(request, *args, **kwargs)
         except FileshareError as exc:
             return error_response(exc)
+        except OSError as exc:
+            if not is_full_disk(exc):
+                return _internal_error(request)
+            logger.error("%s %s: the disk is full (%s); nothing was stored", request.method, request.path, exc.strerror)
+            return error_response(InsufficientStorage("the server's disk is full; nothing was stored"))
         except Exception:
-            logger.exception("%s %s failed", request.method, request.path)
-            return error_response(FileshareError("internal error; nothing was changed"))
+            return _internal_error(request)
 
     return wrapper

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -24,8 +25,8 @@ from django.utils.http import content_disposition_header, http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from fileshare import conf
-from fileshare.exceptions import BadRequest, NotFound, ReadOnly, TooLarge
-from fileshare.fileapi import auth, downloads, offload
+from fileshare.exceptions import BadRequest, InvalidPath, NotFound, ReadOnly, TooLarge
+from fileshare.fileapi import auth, downloads, multipart, offload
 from fileshare.fileapi.http import json_errors
 from fileshare.models import StoredFile
 from fileshare.pw import listing, published
@@ -33,6 +34,8 @@ from fileshare.store import files, paths
 from fileshare.ws import relay
 
 ALLOWED = "GET, HEAD, PUT, POST, DELETE"
+
+logger = logging.getLogger(__name__)
 
 
 def _method_not_allowed(request: HttpRequest) -> HttpResponse:
@@ -96,6 +99,18 @@ async def _parse_files(request: HttpRequest) -> Any:
         return await sync_to_async(lambda: request.FILES, thread_sensitive=False)()
     except MultiPartParserError as exc:
         raise BadRequest(f"the multipart body cannot be read: {exc}") from None
+    """``request.FILES`` with names as sent, parsed in a worker thread; BadRequest or TooLarge
+    for a body the parser cannot take (``fileshare.fileapi.multipart``)."""
+    return await multipart.files_of(request)
+
+
+async def tell_dashboard(client_name: str, path: str) -> None:
+    """Tell open dashboards a file changed; best effort: the change is made already, so a
+    failing channel layer is logged and the client still gets the true answer."""
+    try:
+        await relay.notify_dashboard("file_changed", client=client_name, path=path)
+    except Exception as exc:
+        logger.warning("dashboards were not told that %s/%s changed: %r", client_name, path, exc)
 
 
 def _file_json(row: StoredFile, folder_name: str) -> dict[str, Any]:
@@ -121,7 +136,7 @@ async def _store(request: HttpRequest, client_name: str, raw_path: str, source: 
         expected_sha256=expected_sha256(request),
     )
     row = await files.store(upload, source)
-    await relay.notify_dashboard("file_changed", client=client_name, path=path)
+    await tell_dashboard(client_name, path)
     return _file_json(row, client_name)
 
 
@@ -168,7 +183,7 @@ async def file_view(request: HttpRequest, client_name: str, file_path: str) -> H
         path = paths.clean(file_path)
         auth.require_owner(client, client_name)
         await files.remove(client.pk, path)
-        await relay.notify_dashboard("file_changed", client=client_name, path=path)
+        await tell_dashboard(client_name, path)
         return JsonResponse({"client": client_name, "path": path, "deleted": True}, status=200)
     return _method_not_allowed(request)
 
@@ -188,11 +203,19 @@ async def folder_view(request: HttpRequest, client_name: str) -> HttpResponse:
         uploads = [f for name in parsed for f in parsed.getlist(name)]
         if not uploads:
             raise BadRequest("POST to a folder takes one or more files in a multipart body")
-        for upload in uploads:
-            paths.clean(upload.name or "")
-        stored = [await _store(request, client_name, upload.name, upload) for upload in uploads]
+        named = [(_form_path(multipart.sent_name(upload)), upload) for upload in uploads]
+        stored = [await _store(request, client_name, path, upload) for path, upload in named]
         return JsonResponse({"files": stored}, status=201)
     return _method_not_allowed(request)
+
+
+def _form_path(name: str | None) -> str:
+    """A form file name as a path in the folder: stored there if it is a plain relative path
+    (``sub/dir/x.txt`` too), else InvalidPath saying why; never changed."""
+    try:
+        return paths.clean(name or "")
+    except InvalidPath as exc:
+        raise InvalidPath(f"the form file name {name!r} is not usable as a path: {exc.detail}") from None
 
 
 # -- pw_file listings and the published files (docs/pw_file.md) ------------------------------

@@ -50,8 +50,11 @@ from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
 from fileshare import conf
-from fileshare.fileapi import offload
+from fileshare.exceptions import InsufficientStorage
+from fileshare.fileapi import gate, offload
+from fileshare.server import http_channel
 from fileshare.server.daphne_requests import TolerantHTTPFactory, TolerantOfferRequest
+from fileshare.store import storage
 from fileshare.ws import relay
 
 logger = logging.getLogger(__name__)
@@ -199,11 +202,38 @@ SPOOL_READ = 1024 * 1024
 
 
 class SpoolingRequest(TolerantOfferRequest):
-    """daphne's request (tolerant of any subprotocol offer), with a large body spooled to a SpooledBody."""
+    """daphne's request (tolerant of any subprotocol offer), with a large body spooled to a SpooledBody.
+
+    A GuardedHTTPChannel admits the body on the headers first (``admitted``, a
+    ``gate.Admission``): a body that grows past its admitted size is refused as it
+    arrives, and a full disk while it is spooled answers 507 (logged).
+    """
+
+    admitted: gate.Admission | None = None
+    received = 0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Twisted would parse a multipart POST in memory into request.args, which daphne never reads.
         super().__init__(*args, parsePOSTFormSubmission=False, **kwargs)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        channel = self.channel
+        if not isinstance(channel, http_channel.GuardedHTTPChannel):
+            super().handleContentChunk(data)
+            return
+        if channel.refused:
+            return
+        self.received += len(data)
+        if self.admitted is not None and self.received > self.admitted.limit:
+            channel.refuse(self.admitted.over)
+            return
+        try:
+            super().handleContentChunk(data)
+        except OSError as exc:
+            if not storage.is_full_disk(exc):
+                raise
+            logger.error("the disk is full: a request body could not be spooled (%s)", exc.strerror)
+            channel.refuse(InsufficientStorage("the server's disk is full; nothing was stored"))
 
     def gotLength(self, length: int | None) -> None:
         if length is not None and length < SPOOL_FROM:
@@ -223,7 +253,11 @@ class SpoolingRequest(TolerantOfferRequest):
 
 
 class SpoolingHTTPFactory(TolerantHTTPFactory):
-    """daphne's HTTP factory, building SpoolingRequests."""
+    """daphne's HTTP factory, building SpoolingRequests on GuardedHTTPChannels
+    (``fileshare.server.http_channel``: requests judged on their headers, and timeouts)
+    that refuse what they cannot parse in JSON (``fileshare.server.daphne_requests``)."""
+
+    protocol = http_channel.guarded_channel_protocol
 
     request_class = SpoolingRequest
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from fileshare.exceptions import ChecksumMismatch, Conflict, IsDirectory, NotFou
 from fileshare.fileapi import offload
 from fileshare.models import LiveClient, StoredFile
 from fileshare.presence.registry import db
-from fileshare.store import paths, storage
+from fileshare.store import paths, quotas, storage
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class Upload:
     expected_sha256: str | None = None
     # A content type the client declared (tus ``filetype``); guessed from the path if None.
     content_type: str | None = None
+    # The tus upload this file completes: the room it reserved is the file's (fileshare.store.quotas).
+    reservation: uuid.UUID | None = None
 
 
 def guess_type(path: str) -> str:
@@ -76,8 +79,22 @@ Source = storage.Readable | offload.LocalFile | offload.SpooledBody
 """An upload's bytes: a readable body, a file the front proxy wrote, or the body the server spooled."""
 
 
+def _check_quotas(upload: Upload, size: int) -> None:
+    replacing = StoredFile.objects.filter(owner_id=upload.owner_id, path=upload.path).exists()
+    quotas.check(
+        upload.owner_id,
+        size,
+        replacing=upload.path if replacing else None,
+        new_file=not replacing,
+        except_upload=upload.reservation,
+    )
+
+
 def _store(upload: Upload, source: Source) -> StoredFile:
     _check_conflicts(upload.owner_id, upload.path)
+    known = getattr(source, "size", None)
+    if isinstance(known, int):  # refuse before writing when the size is known already
+        _check_quotas(upload, known)
     blob = storage.new_blob_name(upload.folder, upload.path)
     still_wanted = partial(_owner_still_live, upload.owner_id)
     if isinstance(source, offload.LocalFile):  # a body the front proxy wrote: moved, not copied
@@ -100,6 +117,7 @@ def _store(upload: Upload, source: Source) -> StoredFile:
         with transaction.atomic():
             _owner_still_live(upload.owner_id)
             _check_conflicts(upload.owner_id, upload.path)
+            _check_quotas(upload, size)
             now = timezone.now()
             row = StoredFile.objects.select_for_update().filter(
                 owner_id=upload.owner_id, path=upload.path
@@ -130,7 +148,8 @@ async def store(upload: Upload, source: Source) -> StoredFile:
     ``SpooledBody`` (the run command's server wrote and hashed it as it arrived) is
     linked into local storage without reading it (``fileshare.fileapi.offload.adopt_spooled``).
 
-    Raises TooLarge, Conflict, ChecksumMismatch or OwnerLeft; nothing is left in
+    Raises TooLarge, QuotaExceeded, InsufficientStorage, Conflict, ChecksumMismatch or
+    OwnerLeft; nothing is left in
     storage or the index when it raises. A row whose SHA-256 was left for later
     (``conf.checksum_after_answer``) gets it from ``fill_checksum``.
     """

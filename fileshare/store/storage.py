@@ -16,6 +16,7 @@ unfinished). ``fileshare.store.s3.StreamingS3Storage`` has them all.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +33,15 @@ from fileshare.store import paths
 
 class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
+
+
+FULL_DISK = frozenset({errno.ENOSPC, errno.EDQUOT})
+"""The errors of a write to a full disk (or over the user's disk quota)."""
+
+
+def is_full_disk(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or the user's disk quota) is full."""
+    return isinstance(exc, OSError) and exc.errno in FULL_DISK
 
 
 def get_storage() -> Storage:

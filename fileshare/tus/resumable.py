@@ -49,7 +49,7 @@ from fileshare.exceptions import (
 )
 from fileshare.models import LiveClient, ResumableUpload, ServerInstance, UploadPart
 from fileshare.presence.instance import current as current_instance
-from fileshare.store import files, storage
+from fileshare.store import files, quotas, storage
 from fileshare.ws import relay
 
 logger = logging.getLogger(__name__)
@@ -196,6 +196,7 @@ def _create(owner: Owner, path: str, length: int, metadata: str, content_type: s
     files.check_path_free(owner.id, path)
     with transaction.atomic():
         _owner_live(owner.id)
+        quotas.check(owner.id, length)  # the upload reserves its room now
         row = ResumableUpload.objects.create(
             owner_id=owner.id,
             path=path,
@@ -455,6 +456,7 @@ async def _store_file(owner: Owner, pending: _Pending) -> None:
         path=pending.path,
         limit=pending.length,
         content_type=pending.content_type or None,
+        reservation=pending.upload_id,
     )
     try:
         await files.store(upload, reader)
@@ -498,7 +500,10 @@ async def _assemble(owner: Owner, pending: _Pending, instance_id: uuid.UUID) -> 
         await sync_to_async(_give_up, thread_sensitive=False)(owner, pending, instance_id)
         raise
     state = await sync_to_async(_complete, thread_sensitive=False)(owner, pending)
-    await relay.notify_dashboard("file_changed", client=owner.name, path=pending.path)
+    try:  # best effort: the file is stored, so the client still gets the true answer
+        await relay.notify_dashboard("file_changed", client=owner.name, path=pending.path)
+    except Exception as exc:
+        logger.warning("dashboards were not told that %s/%s changed: %r", owner.name, pending.path, exc)
     if state is None:  # the owner left the moment the file was stored
         raise OwnerLeft("the folder's owner disconnected as the upload completed")
     return state

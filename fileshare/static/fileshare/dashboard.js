@@ -27,6 +27,18 @@
 
   const number = new Intl.NumberFormat();
 
+  // Use against a quota (docs/limits.md): the figure, then a bar (a <meter>, no text of its
+  // own) with "used of quota (share)" in its title; only the figure without a quota.
+  function withQuota(used, quota, format, unit) {
+    const figure = format(used);
+    if (quota === null || quota === undefined) return [figure];
+    const share = quota > 0 ? Math.round((100 * used) / quota) : 100;
+    return [figure, el("meter", {
+      class: "quota", min: 0, max: quota, value: Math.min(used, quota), high: 0.9 * quota, optimum: 0,
+      title: `${number.format(used)} of ${number.format(quota)} ${unit} (${share}%)`,
+    })];
+  }
+
   function ago(iso) {
     const seconds = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
     if (seconds < 10) return "just now";
@@ -184,7 +196,7 @@
     if (!stats) return;
     $("stat-clients").textContent = number.format(stats.clients);
     $("stat-files").textContent = number.format(stats.files);
-    $("stat-bytes").textContent = humanBytes(stats.bytes);
+    $("stat-bytes").replaceChildren(...withQuota(stats.bytes, stats.quota_bytes, humanBytes, "bytes"));
     $("stat-bytes").title = number.format(stats.bytes) + " bytes";
     $("stat-services").textContent = number.format(stats.services);
     $("stat-servers").textContent = number.format(stats.servers.filter((s) => s.alive).length);
@@ -231,8 +243,8 @@
         el("span", { class: "version", text: "v" + c.version }))),
     el("td", {}, timeCell(c.connected_at)),
     el("td", {}, el("code", { class: "server", title: "server process " + c.server_id, text: c.server })),
-    el("td", { class: "num", text: number.format(c.files) }),
-    el("td", { class: "num", title: number.format(c.bytes) + " bytes", text: humanBytes(c.bytes) }),
+    el("td", { class: "num" }, withQuota(c.files, c.quota_files, (n) => number.format(n), "files")),
+    el("td", { class: "num", title: number.format(c.bytes) + " bytes" }, withQuota(c.bytes, c.quota_bytes, humanBytes, "bytes")),
     el("td", { class: "actions" },
       el("button", { type: "button", class: "small danger", onclick: () => disconnect(c), text: "Disconnect" }))), fresh);
   }
