@@ -145,6 +145,60 @@ PARTS: tuple[Part, ...] = (
         "overridden: where Twisted chooses the body's file (self.content)",
         mentions=("content",),
     ),
+    Part(
+        "twisted.web.http:HTTPChannel.allHeadersReceived",
+        "fileshare.server.http_channel.GuardedHTTPChannel.allHeadersReceived",
+        "overridden: a request with a body is judged on its headers before Twisted reads the body",
+        digest="979a9a8410f41ad9",
+        mentions=("length", "_version", "requests"),
+    ),
+    Part(
+        "twisted.web.http:HTTPChannel.allContentReceived",
+        "fileshare.server.http_channel.GuardedHTTPChannel",
+        "read: _command, _path and _savedTimeOut, which it sets and restores",
+        mentions=("_command", "_path", "_savedTimeOut"),
+    ),
+    Part(
+        "twisted.web.http:HTTPChannel.rawDataReceived",
+        "fileshare.server.http_channel.GuardedHTTPChannel.rawDataReceived",
+        "overridden: body bytes held until the verdict, dropped after a refusal",
+        digest="e31f4ed81196fab0",
+    ),
+    Part(
+        "twisted.web.http:HTTPChannel.requestDone",
+        "fileshare.server.http_channel.GuardedHTTPChannel.requestDone",
+        "overridden: the keep-alive timeout is what Twisted restores between requests (_savedTimeOut)",
+        mentions=("_savedTimeOut",),
+    ),
+    Part(
+        "twisted.web.http:HTTPChannel.connectionMade",
+        "fileshare.server.http_channel.GuardedHTTPChannel",
+        "read: _networkProducer, paused while a request is judged",
+        mentions=("_networkProducer",),
+    ),
+    Part(
+        "twisted.web.http:HTTPChannel._send100Continue",
+        "fileshare.server.http_channel.GuardedHTTPChannel._judged",
+        "called: 100 Continue only once the request is admitted",
+    ),
+    Part(
+        "twisted.web.http:HTTPChannel._respondToBadRequestAndDisconnect",
+        "fileshare.server.daphne_requests.json_bad_requests",
+        "replaced per channel: an unparsable request gets the JSON 400",
+    ),
+    Part(
+        "twisted.web.http:_GenericHTTPChannelProtocol",
+        "fileshare.server.http_channel.guarded_channel_protocol",
+        "built around a GuardedHTTPChannel; its _channel read",
+        mentions=("_channel",),
+    ),
+    Part(
+        "daphne.http_protocol:WebRequest.process",
+        "fileshare.server.daphne_requests.TolerantOfferRequest.process",
+        "overridden: the subprotocol offer is merged before daphne hands the upgrade to autobahn",
+        digest="e9babd1c97ce710b",
+        mentions=("requestHeaders",),
+    ),
     # -- Django --------------------------------------------------------------------------
     Part(
         "django.core.handlers.asgi:ASGIHandler.read_body",
