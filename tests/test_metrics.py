@@ -91,6 +91,29 @@ async def test_a_scripted_session_moves_each_counter_by_exactly_its_share(spawn:
         assert put.status_code == 201
         missing = await http.get(f"/fs/{alice.name}/none.bin", headers={"Authorization": bob.key})
         assert missing.status_code == 404
+        got = await http.get(f"/fs/{alice.name}/a.bin", headers={"Authorization": bob.key})
+        assert got.status_code == 202 and got.content == b"12345"
+        created = await http.post(
+            f"/tus/{alice.name}/",
+            headers={
+                "Authorization": alice.key,
+                "Tus-Resumable": "1.0.0",
+                "Upload-Length": "3",
+                "Upload-Metadata": "filename dC5iaW4=",
+            },
+        )
+        assert created.status_code == 201, created.text
+        patched = await http.patch(
+            created.headers["Location"],
+            content=b"abc",
+            headers={
+                "Authorization": alice.key,
+                "Tus-Resumable": "1.0.0",
+                "Upload-Offset": "0",
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )
+        assert patched.status_code == 204, patched.text
         await bob.close()
         await alice.expect("CLIENT_LEFT")
         after = samples((await http.get("/metrics")).text)
@@ -112,6 +135,11 @@ async def test_a_scripted_session_moves_each_counter_by_exactly_its_share(spawn:
     assert moved("concierge_http_requests_total", route="fileshare:file", method="GET", status="404") == 1
     assert moved("concierge_http_requests_total", route="fileshare:metrics", method="GET", status="200") == 1
     assert moved("concierge_frames_received_total") >= 4  # two IDENTIFYs, two MESSAGEs
+    assert moved("concierge_uploaded_bytes_total") == 5 + 3  # the PUT and the tus upload
+    assert moved("concierge_downloaded_bytes_total") == 5
+    assert moved("concierge_tus_uploads_total", event="created") == 1
+    assert moved("concierge_tus_uploads_total", event="finished") == 1
+    assert moved("concierge_uploads_in_progress") == 0
 
 
 def test_the_grafana_dashboard_only_charts_metrics_that_exist() -> None:

@@ -39,6 +39,7 @@ from fileshare.exceptions import PreconditionFailed, RangeNotSatisfiable
 from fileshare.fileapi import offload
 from fileshare.fileapi.http import error_response
 from fileshare.models import StoredFile
+from fileshare.observe import metrics
 from fileshare.store import files, storage
 
 _RANGE_SPEC = re.compile(r"(\d*)-(\d*)")
@@ -173,6 +174,7 @@ async def respond(request: HttpRequest, row: StoredFile, path: str) -> HttpRespo
     else:
         chunks = await _open_stream(row, start, end)
     headers["Content-Length"] = str(end - start)
+    metrics.DOWNLOADED.inc(end - start)
     status = 202
     if byte_range is not None:
         status = 206

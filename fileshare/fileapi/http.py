@@ -15,6 +15,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from fileshare.exceptions import FileshareError, InsufficientStorage
+from fileshare.observe import metrics
 from fileshare.store import paths
 from fileshare.store.storage import is_full_disk
 
@@ -25,6 +26,7 @@ AsyncView = Callable[..., Awaitable[HttpResponse]]
 
 def error_response(exc: FileshareError) -> JsonResponse:
     """The one-line JSON error for ``exc``."""
+    metrics.count_refusal(exc)
     response = JsonResponse({"error": exc.error, "detail": exc.detail}, status=exc.http_status)
     if exc.http_status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="concierge"'

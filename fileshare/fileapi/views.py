@@ -29,6 +29,7 @@ from fileshare.exceptions import BadRequest, InvalidPath, NotFound, ReadOnly, To
 from fileshare.fileapi import auth, downloads, multipart, offload
 from fileshare.fileapi.http import json_errors
 from fileshare.models import StoredFile
+from fileshare.observe import metrics
 from fileshare.pw import listing, published
 from fileshare.store import files, paths
 from fileshare.ws import relay
@@ -145,8 +146,10 @@ async def _download(request: HttpRequest, client_name: str, raw_path: str) -> Ht
     path = paths.clean(raw_path)
     row = await files.find(client_name, path)
     if (offloaded := offload.accel_response(request, row)) is not None:
+        metrics.DOWNLOADED.inc(row.size)
         return offloaded  # nginx sends the bytes (FILESHARE_ACCEL_REDIRECT, deploy/README.md)
     if (offloaded := await offload.server_sent_response(request, row)) is not None:
+        metrics.DOWNLOADED.inc(row.size)
         return offloaded  # the run command's server sends the bytes (fileshare.server.daphne_support)
     # Validators, conditional requests, byte ranges and redirects: fileshare/fileapi/downloads.py.
     return await downloads.respond(request, row, path)

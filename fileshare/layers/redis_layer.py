@@ -62,6 +62,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from fileshare.exceptions import ChannelLayerDown
 from fileshare.layers.takers import Takers
+from fileshare.observe import metrics
 from fileshare.ws.relay import FRAME, MISSED
 
 logger = logging.getLogger(__name__)
@@ -209,6 +210,7 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
         """The error for an operation that failed because Redis is unreachable (noted by
         ``_unreachable``); ``what`` names what was not sent."""
         self._unreachable(exc)
+        metrics.LAYER_ERRORS.labels("send").inc()
         return ChannelLayerDown(f"the channel layer (Redis) is unreachable, so {what} could not be sent; try again later")
 
     def _reachable(self) -> None:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
+from fileshare.exceptions import InsufficientStorage, QuotaExceeded
+
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 """True when the values live in PROMETHEUS_MULTIPROC_DIR (read when this module is imported)."""
 
@@ -121,6 +123,14 @@ LEASE_SWEEPS = Counter(
     "concierge_lease_sweeps_total",
     "Server processes whose lapsed lease this process claimed and whose clients it removed.",
 )
+
+
+def count_refusal(exc: Exception) -> None:
+    """Count an HTTP refusal that a quota caused (client: 413, store or full disk: 507)."""
+    if isinstance(exc, QuotaExceeded):
+        QUOTA_REFUSALS.labels("client").inc()
+    elif isinstance(exc, InsufficientStorage):
+        QUOTA_REFUSALS.labels("store").inc()
 
 
 @contextmanager

@@ -32,6 +32,7 @@ from typing import Protocol
 from fileshare import protocol
 from fileshare.exceptions import BadRequest, FileshareError, Forbidden, IsDirectory, NotFound
 from fileshare.models import LiveClient
+from fileshare.observe import metrics
 from fileshare.pw import listing
 
 logger = logging.getLogger(__name__)
@@ -285,12 +286,22 @@ async def _delete(client: LiveClient, packet: Packet) -> AsyncIterator[bytes]:
     yield packet.reply(PacketType.RESPONSE)  # pw.protobuf.Empty encodes to nothing
 
 
+METHOD_NAMES = {LIST_ID: "pw.file.FileSystem.List", DELETE_ID: "pw.file.FileSystem.Delete"}
+"""The metrics' method label; any other call is counted as ``unknown``."""
+
+
+def _counted(packet: Packet, status: Status) -> Status:
+    known = packet.service_id == SERVICE_ID and packet.method_id in METHOD_NAMES
+    metrics.PW_RPC_CALLS.labels(METHOD_NAMES[packet.method_id] if known else "unknown", status.name).inc()
+    return status
+
+
 async def _call(client: LiveClient, packet: Packet) -> AsyncIterator[bytes]:
     if packet.channel_id != CHANNEL_ID:
-        yield packet.reply(PacketType.SERVER_ERROR, status=Status.UNAVAILABLE)
+        yield packet.reply(PacketType.SERVER_ERROR, status=_counted(packet, Status.UNAVAILABLE))
         return
     if packet.service_id != SERVICE_ID or packet.method_id not in (LIST_ID, DELETE_ID):
-        yield packet.reply(PacketType.SERVER_ERROR, status=Status.NOT_FOUND)
+        yield packet.reply(PacketType.SERVER_ERROR, status=_counted(packet, Status.NOT_FOUND))
         return
     method = _list if packet.method_id == LIST_ID else _delete
     try:
@@ -298,12 +309,14 @@ async def _call(client: LiveClient, packet: Packet) -> AsyncIterator[bytes]:
             yield frame
     except DecodeError as exc:
         logger.info("pw_rpc request from %s does not decode: %s", client.name, exc)
-        yield packet.reply(PacketType.RESPONSE, status=Status.INVALID_ARGUMENT)
+        yield packet.reply(PacketType.RESPONSE, status=_counted(packet, Status.INVALID_ARGUMENT))
     except FileshareError as exc:
-        yield packet.reply(PacketType.RESPONSE, status=status_of(exc))
+        yield packet.reply(PacketType.RESPONSE, status=_counted(packet, status_of(exc)))
     except Exception:
         logger.exception("pw_rpc call from %s failed", client.name)
-        yield packet.reply(PacketType.SERVER_ERROR, status=Status.INTERNAL)
+        yield packet.reply(PacketType.SERVER_ERROR, status=_counted(packet, Status.INTERNAL))
+    else:
+        _counted(packet, Status.OK)
 
 
 class StreamingService(Protocol):

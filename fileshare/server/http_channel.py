@@ -34,6 +34,7 @@ from twisted.web import http
 from fileshare import conf
 from fileshare.exceptions import FileshareError, InsufficientStorage, RequestTimeout
 from fileshare.fileapi import gate
+from fileshare.observe import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ LINGER_SECONDS = 2.0
 
 def refusal_bytes(exc: FileshareError, *, tus: bool = False) -> bytes:
     """A complete HTTP/1.1 response carrying ``exc`` as the file API's JSON error; closes."""
+    metrics.count_refusal(exc)
     body = json.dumps({"error": exc.error, "detail": exc.detail}).encode()
     try:
         reason = HTTPStatus(exc.http_status).phrase

@@ -30,6 +30,7 @@ from fileshare import conf
 from fileshare.exceptions import ChecksumMismatch, Conflict, IsDirectory, NotFound, OwnerLeft
 from fileshare.fileapi import offload
 from fileshare.models import LiveClient, StoredFile
+from fileshare.observe import metrics
 from fileshare.presence.registry import db
 from fileshare.store import paths, quotas, storage
 
@@ -153,7 +154,12 @@ async def store(upload: Upload, source: Source) -> StoredFile:
     storage or the index when it raises. A row whose SHA-256 was left for later
     (``conf.checksum_after_answer``) gets it from ``fill_checksum``.
     """
-    row: StoredFile = await sync_to_async(_store, thread_sensitive=False)(upload, source)
+    metrics.UPLOADS_IN_PROGRESS.inc()
+    try:
+        row: StoredFile = await sync_to_async(_store, thread_sensitive=False)(upload, source)
+    finally:
+        metrics.UPLOADS_IN_PROGRESS.dec()
+    metrics.UPLOADED.inc(row.size)
     if not row.sha256:
         fill_checksum(row.file_id, row.blob)
     return row

@@ -48,6 +48,7 @@ from fileshare.exceptions import (
     UploadLocked,
 )
 from fileshare.models import LiveClient, ResumableUpload, ServerInstance, UploadPart
+from fileshare.observe import metrics
 from fileshare.presence.instance import current as current_instance
 from fileshare.store import files, quotas, storage
 from fileshare.ws import relay
@@ -173,6 +174,7 @@ def _sweep_expired(owner: Owner) -> int:
         if not _claim_live(row):
             _delete_upload(row, owner.folder)
             count += 1
+    metrics.TUS_UPLOADS.labels("expired").inc(count)
     return count
 
 
@@ -215,6 +217,7 @@ async def create(owner: Owner, path: str, length: int, metadata: str = "", conte
     file and a folder) or OwnerLeft; also removes the owner's expired uploads.
     """
     state = await sync_to_async(_create, thread_sensitive=False)(owner, path, length, metadata, content_type)
+    metrics.TUS_UPLOADS.labels("created").inc()
     if length == 0:
         instance_id = await current_instance.ensure_started()
         pending = await sync_to_async(_claim_empty, thread_sensitive=False)(owner, state.id, instance_id)
@@ -259,6 +262,7 @@ async def terminate(owner: Owner, upload_id: uuid.UUID) -> None:
     Raises NotFound, UploadExpired or UploadLocked (being assembled).
     """
     await sync_to_async(_terminate, thread_sensitive=False)(owner, upload_id)
+    metrics.TUS_UPLOADS.labels("terminated").inc()
 
 
 # -- Appending a PATCH body. -----------------------------------------------------------------
@@ -506,4 +510,5 @@ async def _assemble(owner: Owner, pending: _Pending, instance_id: uuid.UUID) -> 
         logger.warning("dashboards were not told that %s/%s changed: %r", owner.name, pending.path, exc)
     if state is None:  # the owner left the moment the file was stored
         raise OwnerLeft("the folder's owner disconnected as the upload completed")
+    metrics.TUS_UPLOADS.labels("finished").inc()
     return state

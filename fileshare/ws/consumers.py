@@ -293,6 +293,7 @@ class ConciergeConsumer(AsyncConsumer):
 
     async def fileshare_missed(self, message: dict[str, Any]) -> None:
         """Events owed to this client were not delivered (its queue was full): say how many."""
+        metrics.EVENTS_DROPPED.inc(int(message["count"]))
         if self.identified and not self.closing:
             await self.send_payload(relay.missed_payload(int(message["count"])))
 
