@@ -24,8 +24,9 @@ from fileshare.observe.health_views import OPENAPI_PATH
 from tests.support.server import ServerProcess
 
 DOCUMENT = json.loads(OPENAPI_PATH.read_text())
-NOT_IN_THE_DOCUMENT = ("dashboard/", "static/", "openapi.json")
-"""Routes for browsers (the dashboard, its login and static files), not programs; and the document itself."""
+NOT_IN_THE_DOCUMENT = ("dashboard/", "static/", "openapi.json", "metrics", "_concierge/")
+"""Routes for browsers (the dashboard, its login and static files), not programs; the document
+itself; Prometheus' scrape (docs/metrics.md); nginx's internal admission check (docs/limits.md)."""
 
 schema = schemathesis.openapi.from_dict(DOCUMENT)
 

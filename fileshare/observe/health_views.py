@@ -20,7 +20,7 @@ from fileshare.observe import health
 
 logger = logging.getLogger("fileshare.health")
 
-OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.json"
+OPENAPI_PATH = Path(__file__).resolve().parents[1] / "openapi.json"
 """The OpenAPI 3.1 document of the HTTP API, shipped in the package."""
 
 NO_STORE = {"Cache-Control": "no-store"}
