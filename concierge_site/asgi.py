@@ -2,11 +2,13 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "concierge_site.settings")
-# Django must be set up before anything imports models (consumers do).
-django_asgi_app = get_asgi_application()
+
+from fileshare.server.daphne_support import spooled_body_application  # noqa: E402
+
+# Django must be set up before anything imports models (consumers do). Django's handler,
+# taking a request body the run command's server spooled as the body file (no copy).
+django_asgi_app = spooled_body_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 

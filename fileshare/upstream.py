@@ -76,9 +76,9 @@ PARTS: tuple[Part, ...] = (
         "module global replaced by SpoolingHTTPFactory (what Server.run builds)",
     ),
     Part(
-        "daphne.ws_protocol:WebSocketFactory.protocol",
+        "daphne.server:WebSocketFactory",
         "fileshare.server.daphne_support.install",
-        "class attribute replaced by ReasonedWebSocketProtocol",
+        "module global replaced by ReasonedWebSocketFactory (what Server.run builds)",
     ),
     Part(
         "daphne.ws_protocol:WebSocketProtocol.handle_reply",
@@ -103,12 +103,6 @@ PARTS: tuple[Part, ...] = (
         "overridden with its bookkeeping copied (send_queue, trafficStats, states)",
         digest="5dcca425b048b07e",
         mentions=("send_queue", "trafficStats", "outgoingOctetsWireLevel", "preopenOutgoingOctetsWireLevel"),
-    ),
-    Part(
-        "autobahn.websocket.protocol:WebSocketProtocol._connectionMade",
-        "fileshare.server.daphne_support.ReasonedWebSocketProtocol._connectionMade",
-        "overridden: sets failByDrop = False after autobahn sets it from the factory",
-        mentions=("failByDrop",),
     ),
     Part(
         "autobahn.websocket.protocol:pformat",
@@ -202,8 +196,8 @@ PARTS: tuple[Part, ...] = (
     # -- Django --------------------------------------------------------------------------
     Part(
         "django.core.handlers.asgi:ASGIHandler.read_body",
-        "fileshare.server.daphne_support.install (_read_body)",
-        "replaced process-wide: a spooled body becomes the body file",
+        "fileshare.server.daphne_support.SpooledBodyHandler.read_body",
+        "overridden in a subclass (concierge_site/asgi.py serves with it): a spooled body becomes the body file",
     ),
     # -- channels ------------------------------------------------------------------------
     Part(

@@ -292,16 +292,13 @@ def test_a_spooled_body_over_the_limit_is_refused_and_nothing_is_stored(local_st
 
 
 async def test_django_takes_the_spooled_body_as_its_body_file(local_storage: Path) -> None:
-    from django.core.handlers.asgi import ASGIHandler
-
     from fileshare.server import daphne_support
 
-    daphne_support.install()
     body = spool(b"y" * 200_000, offload.spool_directory())
     scope: dict[str, Any] = {"type": "http"}
     queue = daphne_support.LazyBodyQueue(scope, body)
     queue.put_nowait({"type": "http.request", "body": b"", "more_body": False})  # daphne's copy: ignored
-    taken = await ASGIHandler().read_body(queue.get)
+    taken = await daphne_support.SpooledBodyHandler().read_body(queue.get)
     assert taken.raw is body and scope["extensions"][offload.SPOOLED_BODY] is body
     assert taken.read() == b"y" * 200_000
     queue.put_nowait({"type": "http.disconnect"})
@@ -477,7 +474,29 @@ def test_autobahn_pretty_prints_its_per_connection_debug_text_only_when_a_line_i
 
     from fileshare.server import daphne_support
 
-    daphne_support.install()
+    uninstall = daphne_support.install()
+    try:
+        _check_deferred_pformat(daphne_support, autobahn_protocol, pprint)
+    finally:
+        uninstall()
+    assert autobahn_protocol.pformat is pprint.pformat  # put back
+
+
+def test_install_is_undone_by_what_it_returns() -> None:
+    from autobahn.websocket import protocol as autobahn_protocol
+    from daphne import server as daphne_server
+
+    from fileshare.server import daphne_support
+
+    before = (daphne_server.WebSocketFactory, daphne_server.HTTPFactory, autobahn_protocol.pformat)
+    uninstall = daphne_support.install()
+    assert daphne_server.WebSocketFactory is daphne_support.ReasonedWebSocketFactory
+    assert daphne_server.HTTPFactory is daphne_support.SpoolingHTTPFactory
+    uninstall()
+    assert (daphne_server.WebSocketFactory, daphne_server.HTTPFactory, autobahn_protocol.pformat) == before
+
+
+def _check_deferred_pformat(daphne_support: Any, autobahn_protocol: Any, pprint: Any) -> None:
     options = [("openHandshakeTimeout", 5, "WebSocketFactory"), ("maxFramePayloadSize", 1 << 20, "WebSocketFactory")]
 
     deferred = autobahn_protocol.pformat(options)

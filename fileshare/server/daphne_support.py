@@ -40,6 +40,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
+import django
 from autobahn.websocket import protocol as autobahn_protocol
 from daphne import server as daphne_server
 from daphne import ws_protocol
@@ -61,13 +62,7 @@ logger = logging.getLogger(__name__)
 
 
 class ReasonedWebSocketProtocol(ws_protocol.WebSocketProtocol):
-    def _connectionMade(self) -> None:
-        super()._connectionMade()
-        # Autobahn drops the TCP connection on a protocol failure (such as a frame
-        # over the size limit) unless told to send the close frame: 1009 then
-        # reaches the client with its reason.
-        self.failByDrop = False
-        self.max_outbound = conf.max_outbound_bytes()
+    factory: ReasonedWebSocketFactory
 
     def outbound_bytes(self) -> int:
         """Bytes queued in the transport, not yet taken by the kernel."""
@@ -84,11 +79,11 @@ class ReasonedWebSocketProtocol(ws_protocol.WebSocketProtocol):
 
     def _check_outbound(self) -> None:
         unsent = self.outbound_bytes()
-        if unsent > self.max_outbound:
+        if unsent > self.factory.max_outbound:
             logger.warning(
                 "dropping a websocket client that is not reading: %d bytes wait to be sent (limit %d)",
                 unsent,
-                self.max_outbound,
+                self.factory.max_outbound,
             )
             self.transport.abortConnection()
 
@@ -170,20 +165,46 @@ class FormattedWhenLogged:
         return format(str(self), spec)
 
 
-def install() -> None:
-    """Make daphne build the protocols below, and Django take a spooled body as its body file.
+class ReasonedWebSocketFactory(ws_protocol.WebSocketFactory):
+    """daphne's websocket factory, building ReasonedWebSocketProtocols.
 
-    FlowControlServer relies on it (``runconcierge`` calls it first).
+    Autobahn drops the TCP connection on a protocol failure (such as a frame over the
+    size limit) unless told to send the close frame (its public option ``failByDrop``):
+    1009 then reaches the client with its reason.
     """
-    ws_protocol.WebSocketFactory.protocol = ReasonedWebSocketProtocol
-    # Autobahn pretty-prints some 40 options for a debug line on every connection,
-    # debug logging on or off: a fifth of daphne's cost for a websocket handshake.
-    # The text is now made only if the line is written (Timings.__str__, the one
-    # other caller, must return a str and keeps the real pformat).
-    autobahn_protocol.pformat = FormattedWhenLogged  # type: ignore[attr-defined,assignment]
-    autobahn_protocol.Timings.__str__ = lambda self: pprint.pformat(self._timings)  # type: ignore[method-assign]
-    daphne_server.HTTPFactory = SpoolingHTTPFactory  # what Server.run() builds
-    ASGIHandler.read_body = _read_body
+
+    protocol = ReasonedWebSocketProtocol
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.setProtocolOptions(failByDrop=False)
+        self.max_outbound = conf.max_outbound_bytes()
+
+
+def install() -> Callable[[], None]:
+    """Make daphne's server build the factories above (FlowControlServer relies on it;
+    ``runconcierge`` calls it first). Returns a function that puts back what it replaced
+    (tests undo it).
+    """
+    replaced = [
+        (daphne_server, "WebSocketFactory", ReasonedWebSocketFactory),  # what Server.run() builds
+        (daphne_server, "HTTPFactory", SpoolingHTTPFactory),
+        # Autobahn pretty-prints some 40 options for a debug line on every connection,
+        # debug logging on or off: a fifth of daphne's cost for a websocket handshake.
+        # The text is now made only if the line is written (Timings.__str__, the one
+        # other caller, must return a str and keeps the real pformat).
+        (autobahn_protocol, "pformat", FormattedWhenLogged),
+        (autobahn_protocol.Timings, "__str__", lambda self: pprint.pformat(self._timings)),
+    ]
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in replaced]
+    for owner, name, value in replaced:
+        setattr(owner, name, value)
+
+    def uninstall() -> None:
+        for owner, name, value in originals:
+            setattr(owner, name, value)
+
+    return uninstall
 
 
 # -- Request bodies ----------------------------------------------------------------------
@@ -265,7 +286,7 @@ class SpoolingHTTPFactory(TolerantHTTPFactory):
 class LazyBodyQueue(asyncio.Queue):  # type: ignore[type-arg]
     """An HTTP input queue that hands a spooled request body over as a file, not through memory.
 
-    Django takes the whole SpooledBody as its body file (``_read_body``), and the scope
+    Django takes the whole SpooledBody as its body file (``SpooledBodyHandler``), and the scope
     names it under ``offload.SPOOLED_BODY``. Another ASGI application gets it in chunks,
     read in a worker thread as it asks. A small body, which Twisted keeps in memory,
     comes in daphne's messages as usual.
@@ -308,15 +329,22 @@ class LazyBodyQueue(asyncio.Queue):  # type: ignore[type-arg]
         return {"type": "http.request", "body": chunk, "more_body": more}
 
 
-_django_read_body = ASGIHandler.read_body
+class SpooledBodyHandler(ASGIHandler):
+    """Django's ASGI handler, taking a body the run command's server spooled as the body file
+    itself (no copy). Under another server it is Django's handler exactly.
+    ``concierge_site/asgi.py`` serves HTTP with it (``spooled_body_application``)."""
+
+    async def read_body(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> Any:
+        queue = getattr(receive, "__self__", None)
+        if isinstance(queue, LazyBodyQueue) and (body := queue.take_body()) is not None:
+            return body
+        return await super().read_body(receive)
 
 
-async def _read_body(self: ASGIHandler, receive: Callable[[], Awaitable[dict[str, Any]]]) -> Any:
-    """Django's ``ASGIHandler.read_body``, taking a body the server spooled as the body file itself."""
-    queue = getattr(receive, "__self__", None)
-    if isinstance(queue, LazyBodyQueue) and (body := queue.take_body()) is not None:
-        return body
-    return await _django_read_body(self, receive)
+def spooled_body_application() -> SpooledBodyHandler:
+    """``django.core.asgi.get_asgi_application()``, with SpooledBodyHandler."""
+    django.setup(set_prefix=False)
+    return SpooledBodyHandler()
 
 
 # -- Flow control and response files -----------------------------------------------------
