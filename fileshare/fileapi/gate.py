@@ -31,7 +31,7 @@ from fileshare.exceptions import BadRequest, FileshareError, Forbidden, Insuffic
 from fileshare.fileapi import auth
 from fileshare.models import LiveClient
 from fileshare.presence import registry
-from fileshare.store import quotas
+from fileshare.store import paths, quotas
 
 HeaderOf = Callable[[str], "str | None"]
 
@@ -114,6 +114,7 @@ async def admit(head: Head) -> Admission:
         method = (head.header("X-HTTP-Method-Override") or method).strip().upper()
     if not where.api or (where.api == "tus" and method == "OPTIONS"):
         return _within(head, conf.other_body_bytes(), "the body of a request that is not an upload")
+    paths.require_utf8(head.target.split(b"?", 1)[0])  # 400 invalid_path before the key, as the views
     key = auth.key_from_headers(head.header)  # 401 first, as the views answer
     uploading = where.folder is not None and (
         (where.api == "fs" and method in {"PUT", "POST"}) or (where.api == "tus" and method in {"POST", "PATCH"})
