@@ -184,8 +184,9 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
         host.setdefault("timeout", POOL_WAIT)
         # After a Redis restart every pooled connection is dead, and the first command on
         # each would fail: a command that meets a closed connection is tried once more,
-        # on a new one. (The Redis that closed it is gone with whatever it held, so the
-        # second try duplicates nothing.)
+        # on a new one. (Only a connection that broke after Redis ran the command and
+        # before its reply arrived would run it twice; a restart takes whatever the
+        # first try did with it.)
         host.setdefault("retry", Retry(NoBackoff(), 1))
         host.setdefault("retry_on_error", [RedisConnectionError])
         return BlockingConnectionPool.from_url(address, **host)
