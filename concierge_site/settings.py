@@ -310,9 +310,9 @@ FILESHARE_CHECKSUM_AFTER_ANSWER = env_bool("FILESHARE_CHECKSUM_AFTER_ANSWER", Fa
 # -- The dashboard's and the admin's security (docs/operations.md) ----------------------
 # Kept apart from the lists above: each line adds one thing.
 
-# Content-Security-Policy (django-csp; its middleware without thread hops, fileshare.csp):
+# Content-Security-Policy (django-csp; its middleware without thread hops, fileshare.dashboard.csp):
 # scripts, styles and everything else only from the site itself, no inline script, no framing.
-MIDDLEWARE = [*MIDDLEWARE, "fileshare.csp.AsyncCSPMiddleware"]
+MIDDLEWARE = [*MIDDLEWARE, "fileshare.dashboard.csp.AsyncCSPMiddleware"]
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
