@@ -27,6 +27,7 @@ from fileshare.exceptions import (
     BadName,
     BadSecret,
     BadVersion,
+    ChannelLayerDown,
     FatalDecode,
     FileshareError,
     HandshakeError,
@@ -170,6 +171,10 @@ class ConciergeConsumer(AsyncConsumer):
             if self.identified and not self._left:
                 _finish_later(self._leave("socket closed while its frames were being answered"))
             raise
+        except ChannelLayerDown as exc:
+            # Redis unreachable (its outage is logged once by the layer): no traceback per client.
+            logger.warning("closing the socket of %s: %s", self._who(), exc.detail)
+            await self._fail()
         except Exception:
             # Handlers answer their own failures (ERROR_INTERNAL); what gets here broke the
             # consumer itself, e.g. the channel layer during a broadcast.
