@@ -161,10 +161,10 @@ def _depart_long(client_id: int, force: bool) -> Departure | None:
         client, owns, joined_any = _leaver(row), row[7], row[8]
         services: list[dict[str, Any]] = []
         if owns:
-            # Two queries for all of them (a client may own thousands), then one DELETE.
+            # Two queries for all of them (a client may own thousands), then two DELETEs
+            # (Django's cascade would first load every row it deletes).
             services = service_infos(Service.objects.filter(owner_id=client_id))
-            Subscription.objects.filter(service__owner_id=client_id).delete()
-            Service.objects.filter(owner_id=client_id).delete()
+            _delete_owned_services(client_id)
         joined = []
         if joined_any:
             joined = list(Subscription.objects.select_related("service__owner").filter(client_id=client_id))
@@ -179,6 +179,17 @@ def _depart_long(client_id: int, force: bool) -> Departure | None:
             )
             subscriptions.append((service_info(sub.service), channels))
         return Departure(client.info(), client.channel_name, client.folder, services, subscriptions)
+
+
+def _delete_owned_services(client_id: int) -> None:
+    """Delete the services ``client_id`` owns and their subscriptions, in two statements."""
+    sub, service = Subscription._meta.db_table, Service._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'DELETE FROM "{sub}" WHERE "service_id" IN (SELECT "id" FROM "{service}" WHERE "owner_id" = %s)',
+            [client_id],
+        )
+        cursor.execute(f'DELETE FROM "{service}" WHERE "owner_id" = %s', [client_id])
 
 
 def _depart_many(client_ids: list[int]) -> list[Departure | None | Exception]:
