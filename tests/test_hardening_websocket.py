@@ -84,6 +84,20 @@ async def test_a_lone_surrogate_anywhere_answers_error_protocol_and_keeps_the_so
     await assert_still_served(sender, bystander)
 
 
+async def test_across_processes_a_lone_surrogate_is_refused_at_decode_not_an_internal_error(cluster, name: str) -> None:  # type: ignore[no-untyped-def]
+    """With Redis the sender used to get ERROR_INTERNAL (the layer could not serialise the frame)."""
+    a, b = cluster.processes
+    sender = await connect(a.ws_url, f"{name}_s")
+    bystander = await connect(b.ws_url, f"{name}_b")
+    for target in ({"type": "ALL"}, {"type": "NAME", "name": bystander.name}):
+        frame = '{"type":"MESSAGE","target":' + json.dumps(target) + ',"data":["' + SURROGATE + '"]}'
+        reply = await sender.request(frame)
+        assert reply["type"] == "ERROR_PROTOCOL" and "surrogate" in reply["desc"]
+    await assert_still_served(sender, bystander)
+    await sender.close()
+    await bystander.close()
+
+
 async def test_a_surrogate_pair_written_as_escapes_is_text_and_relayed(pair: tuple[Client, Client]) -> None:
     sender, bystander = pair
     frame = '{"type":"MESSAGE","target":{"type":"NAME","name":"' + bystander.name + '"},"data":"\\ud83d\\ude00"}'
