@@ -18,6 +18,11 @@ from fileshare.models import Service, Subscription
 
 def service_infos(services: QuerySet[Service]) -> list[dict[str, Any]]:
     """The info of each service in ``services``, in its order (call on the database thread)."""
+    return list(service_infos_by_pk(services).values())
+
+
+def service_infos_by_pk(services: QuerySet[Service]) -> dict[int, dict[str, Any]]:
+    """The info of each service in ``services`` by primary key, in the queryset's order."""
     rows = list(services.values_list("pk", "name", "nickname", "owner__public_id"))
     subscribers: defaultdict[int, list[str]] = defaultdict(list)
     # Subscription's own ordering (created_at, id), as service_info lists them.
@@ -25,7 +30,7 @@ def service_infos(services: QuerySet[Service]) -> list[dict[str, Any]]:
         "service_id", "client__public_id"
     ):
         subscribers[service_id].append(str(public_id))
-    return [
-        {"name": name, "nickname": nickname, "owner_uuid": str(owner), "subscribers": subscribers.get(pk, [])}
+    return {
+        pk: {"name": name, "nickname": nickname, "owner_uuid": str(owner), "subscribers": subscribers.get(pk, [])}
         for pk, name, nickname, owner in rows
-    ]
+    }

@@ -438,6 +438,32 @@ async def test_across_processes_a_busy_client_gets_every_event_or_is_told_how_ma
     assert not any("Traceback" in process.log() for process in group.processes)
 
 
+async def test_a_leaver_that_joined_many_services_is_announced_in_each_with_its_remaining_subscribers(
+    server: ServerProcess, name: str
+) -> None:
+    """The leave reads every joined service in a few queries; what it tells is unchanged."""
+    owner = await connect(server.ws_url, f"{name}_o")
+    stayer = await connect(server.ws_url, f"{name}_s")
+    services = [f"{name}_{i}" for i in range(5)]
+    for service in services:
+        await owner.request({"type": "SERVICE_CREATE", "service": service})
+        await stayer.request({"type": "SELF_SUBSCRIBE", "service": service})
+    leaver = await connect(server.ws_url, f"{name}_l")
+    for service in reversed(services):
+        await leaver.request({"type": "SELF_SUBSCRIBE", "service": service})
+    await leaver.close()
+    told = [
+        await stayer.expect(lambda p: p["type"] == "SERVICE_CLIENT_UNSUBSCRIBED" and p["client"]["name"] == leaver.name)
+        for _ in services
+    ]
+    assert [event["service"]["name"] for event in told] == list(reversed(services))  # in the order joined
+    assert all(event["service"]["subscribers"] == [stayer.public_id] for event in told)
+    assert all(event["service"]["owner_uuid"] == owner.public_id for event in told)
+    await owner.quiet("SERVICE_CLIENT_UNSUBSCRIBED", 0.3)  # the owner had not joined
+    await stayer.close()
+    await owner.close()
+
+
 # -- Item 10: a client that closes with replies pending ------------------------------------------------
 
 
