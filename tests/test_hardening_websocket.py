@@ -486,4 +486,8 @@ async def test_a_client_that_closes_with_many_replies_pending_still_leaves_witho
     await again.close()
     await owner.close()
     await bystander.close()
-    assert "Traceback" not in server.log()
+    log = server.log()
+    assert "Traceback" not in log
+    # The requests read after the close were not carried out (only its MESSAGEs were), so
+    # the consumer ended well before daphne would have cancelled it (10 s after the close).
+    assert "took too long to shut down" not in log
