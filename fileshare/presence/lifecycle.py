@@ -36,7 +36,7 @@ from fileshare.models import LiveClient, ResumableUpload, Service, StoredFile, S
 from fileshare.observe import metrics
 from fileshare.presence import trips
 from fileshare.presence.registry import db, service_info
-from fileshare.presence.service_infos import service_infos
+from fileshare.presence.service_infos import service_infos, service_infos_by_pk
 from fileshare.store import storage
 from fileshare.ws import relay
 
@@ -180,24 +180,41 @@ def _depart_long(client_id: int, force: bool) -> Departure | None:
         client, owns, joined_any = _leaver(row), row[7], row[8]
         services: list[dict[str, Any]] = []
         if owns:
-            # Two queries for all of them (a client may own thousands), then one DELETE.
+            # Two queries for all of them (a client may own thousands), then two DELETEs
+            # (Django's cascade would first load every row it deletes).
             services = service_infos(Service.objects.filter(owner_id=client_id))
-            Subscription.objects.filter(service__owner_id=client_id).delete()
-            Service.objects.filter(owner_id=client_id).delete()
-        joined = []
+            _delete_owned_services(client_id)
+        subscriptions: list[tuple[dict[str, Any], list[str]]] = []
         if joined_any:
-            joined = list(Subscription.objects.select_related("service__owner").filter(client_id=client_id))
-            Subscription.objects.filter(pk__in=[s.pk for s in joined]).delete()
-        subscriptions = []
-        for sub in joined:
-            # Told: the service's remaining subscribers (the owner only if subscribed).
-            channels = list(
-                sub.service.subscriptions.filter(client__left_at__isnull=True).values_list(
-                    "client__channel_name", flat=True
-                )
-            )
-            subscriptions.append((service_info(sub.service), channels))
+            subscriptions = _leave_services(client_id)
         return Departure(client.info(), client.channel_name, client.folder, services, subscriptions)
+
+
+def _leave_services(client_id: int) -> list[tuple[dict[str, Any], list[str]]]:
+    """Unsubscribe ``client_id`` from every service it joined; per service (in the order
+    joined), its info without the client and the channels of its remaining subscribers
+    (the owner only if subscribed), who are told. Three queries and a DELETE, however many."""
+    joined = list(Subscription.objects.filter(client_id=client_id).values_list("pk", "service_id"))
+    Subscription.objects.filter(pk__in=[pk for pk, _ in joined]).delete()
+    service_ids = [service_id for _, service_id in joined]
+    by_id = service_infos_by_pk(Service.objects.filter(pk__in=service_ids))
+    channels: dict[int, list[str]] = {service_id: [] for service_id in service_ids}
+    for service_id, channel in Subscription.objects.filter(
+        service_id__in=service_ids, client__left_at__isnull=True
+    ).values_list("service_id", "client__channel_name"):
+        channels[service_id].append(channel)
+    return [(by_id[service_id], channels[service_id]) for service_id in service_ids if service_id in by_id]
+
+
+def _delete_owned_services(client_id: int) -> None:
+    """Delete the services ``client_id`` owns and their subscriptions, in two statements."""
+    sub, service = Subscription._meta.db_table, Service._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'DELETE FROM "{sub}" WHERE "service_id" IN (SELECT "id" FROM "{service}" WHERE "owner_id" = %s)',
+            [client_id],
+        )
+        cursor.execute(f'DELETE FROM "{service}" WHERE "owner_id" = %s', [client_id])
 
 
 def _depart_many(client_ids: list[int]) -> list[Departure | None | Exception]:

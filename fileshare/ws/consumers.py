@@ -80,6 +80,10 @@ def parse_identify(text: str | None) -> registry.Identity:
 
 Event = dict[str, Any]
 
+UNHEARD: JsonObject = {"type": "BAD", "desc": "the socket closed before this frame was handled; it was not"}
+"""The answer to a request (other than MESSAGE) read after its client closed: it is not
+carried out, and the answer goes nowhere (the socket is closed)."""
+
 _LATE: set[asyncio.Task[None]] = set()
 """Leaves that outlive their cancelled consumer (kept referenced until done)."""
 
@@ -142,11 +146,13 @@ class ConciergeConsumer(AsyncConsumer):
         self._send_now: Callable[[str], bool] | None = None
         self._left = False
         self._transfers: pw_transfer.TransferService | None = None
+        self._inbox: Any = None
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Event]], send: Any) -> None:
         # AsyncConsumer.__call__ with dispatch_each in place of await_many_dispatch.
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self._inbox = getattr(receive, "__self__", None)
         sources = [receive]
         detach: Callable[[], None] | None = None
         if self.channel_layer is not None:
@@ -215,6 +221,8 @@ class ConciergeConsumer(AsyncConsumer):
             await self._identify(message.get("text"))
             return
         text = message.get("text")
+        if text is None and self._socket_gone():
+            return  # nobody would hear the answer
         if text is None:
             # A binary frame is one pw_rpc packet (docs/pw_file.md): answered in kind, not counted in seq.
             async for frame in pw_rpc.answer(self.client, message.get("bytes") or b"", self._transfers):
@@ -349,6 +357,9 @@ class ConciergeConsumer(AsyncConsumer):
             handler = HANDLERS.get(payload["type"])
             if handler is None:
                 return {"type": "ERROR_UNSUPPORTED", "desc": f"unsupported payload type {protocol.quote(payload['type'])}"}
+            if payload["type"] != "MESSAGE" and self._socket_gone():
+                # The client closed after sending this: only its MESSAGEs still matter.
+                return dict(UNHEARD)
             if payload["type"] != "MESSAGE" and self._due:
                 # Other handlers may send frames of their own: earlier replies go first.
                 await self._replies_sent()
@@ -360,6 +371,12 @@ class ConciergeConsumer(AsyncConsumer):
         except Exception:
             logger.exception("handler failed for a frame from %s", self.client.name)
             return FileshareError("internal error; the request was not completed").payload()
+
+    def _socket_gone(self) -> bool:
+        """Whether daphne has queued this socket's disconnect (always the last event it
+        queues), so that frames still waiting before it are from a client that left."""
+        events: Any = getattr(self._inbox, "_queue", None)  # asyncio.Queue's deque
+        return bool(events) and events[-1].get("type") == "websocket.disconnect"
 
     # -- replies that wait for a delivery ----------------------------------------------------
 
