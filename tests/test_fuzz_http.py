@@ -83,6 +83,7 @@ def live(fuzz_server: ServerProcess) -> Iterator[Live]:
     run(other.close())
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
+    loop.close()
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +110,6 @@ ranges = st.one_of(
     header_value,
 )
 
-
-def _encoded(segment: str) -> str:
-    return quote(segment, safe="")
 
 
 def key_headers(live: Live) -> st.SearchStrategy[dict[str, str]]:
@@ -157,7 +155,10 @@ def test_fuzzed_file_api_requests_get_no_5xx_and_json_refusals(
     @given(
         method=methods,
         folder=st.sampled_from([live.owner.name, live.other.name, "nobody_here", "_published"]),
-        path=st.lists(segment, max_size=4).map(lambda parts: "/".join(quote(p, safe="") for p in parts)),
+        path=st.one_of(
+            st.just("fixed.bin"),  # a file that exists: its ranges and preconditions are read
+            st.lists(segment, max_size=4).map(lambda parts: "/".join(quote(p, safe="") for p in parts)),
+        ),
         keys=key_headers(live),
         range_header=ranges,
         body=st.one_of(st.just(b""), st.binary(max_size=2048), st.just(b"z" * 300_000)),
@@ -178,6 +179,8 @@ def test_fuzzed_file_api_requests_get_no_5xx_and_json_refusals(
         response = http.request(method, f"/fs/{folder}/{path}", headers=headers, content=body or None)
         assert_answer(response, method)
 
+    fixed = http.put(f"/fs/{live.owner.name}/fixed.bin", content=b"f" * 1000, headers={"Authorization": live.owner.key})
+    assert fixed.status_code == 201
     one()
     assert_clean_log(fuzz_server)
 
@@ -274,6 +277,50 @@ def test_fuzzed_tus_requests_get_no_5xx_and_json_refusals(
                 headers[name] = value
         response = http.request(method, f"/tus/{folder}/{upload}", headers=headers, content=body or None)
         assert_answer(response, method)  # the method on the wire decides whether a body comes
+
+    one()
+    assert_clean_log(fuzz_server)
+
+
+def test_fuzzed_downloads_of_a_file_get_no_5xx_and_json_refusals(
+    fuzz_server: ServerProcess, live: Live, http: httpx.Client
+) -> None:
+    url = f"/fs/{live.owner.name}/download.bin"
+    stored = http.put(url, content=bytes(range(256)) * 4, headers={"Authorization": live.owner.key})
+    assert stored.status_code == 201
+    validators = st.one_of(st.none(), header_value, st.just(f'"{stored.json()["sha256"]}"'), st.just("Thu, 01 Jan 2099 00:00:00 GMT"))
+
+    @RUNS
+    @given(
+        method=st.sampled_from(["GET", "HEAD"]),
+        range_header=ranges,
+        if_range=validators,
+        if_match=validators,
+        if_none_match=validators,
+        if_modified_since=validators,
+    )
+    def one(
+        method: str,
+        range_header: str | None,
+        if_range: str | None,
+        if_match: str | None,
+        if_none_match: str | None,
+        if_modified_since: str | None,
+    ) -> None:
+        headers = {"Authorization": live.other.key}
+        for name, value in (
+            ("Range", range_header),
+            ("If-Range", if_range),
+            ("If-Match", if_match),
+            ("If-None-Match", if_none_match),
+            ("If-Modified-Since", if_modified_since),
+        ):
+            if value is not None:
+                headers[name] = value
+        response = http.request(method, url, headers=headers)
+        assert_answer(response, method)
+        if response.status_code == 206:
+            assert len(response.content) == int(response.headers["content-length"]) <= 1024
 
     one()
     assert_clean_log(fuzz_server)

@@ -16,6 +16,10 @@
   once, to a SpooledBody (``fileshare.fileapi.offload``) in the storage root that counts and
   hashes it as it arrives, and Django takes that file as the body itself: a PUT
   links it into storage without another copy.
+* Every HTTP connection is a ``fileshare.server.http_channel.GuardedHTTPChannel``: a request
+  with a body is judged on its headers (key, owner, declared size, quotas) before the
+  body is read, a body is cut at what was admitted (a full disk answers 507), and
+  slow headers, stalled bodies and idle connections time out (docs/limits.md).
 * A whole-file download is sent by the server itself (``fileshare.fileapi.offload.FileBody``):
   1 MiB blocks read in a worker thread, each written when the socket has drained.
 * A websocket frame is written to the socket at once if it is the first of its loop

@@ -114,9 +114,9 @@ class GuardedHTTPChannel(_HTTPChannel):
         super().allContentReceived()
 
     def timeoutConnection(self) -> None:
-        if self._phase in {"header", "gate", "body"} and self.transport is not None:
-            what = "headers" if self._phase != "body" else "body"
-            limit = conf.http_header_timeout() if self._phase != "body" else conf.http_body_timeout()
+        if self._phase in {"header", "body"} and self.transport is not None:
+            what = "headers" if self._phase == "header" else "body"
+            limit = conf.http_header_timeout() if self._phase == "header" else conf.http_body_timeout()
             logger.info("closing an HTTP connection whose request %s did not arrive in time (%.0f s)", what, limit)
             self._answer_and_close(RequestTimeout(f"the request's {what} did not arrive within {limit:g} seconds"))
             return
@@ -133,6 +133,7 @@ class GuardedHTTPChannel(_HTTPChannel):
         request.parseCookies()
         self.persistent = self.checkPersistence(request, self._version)
         self._phase = "gate"
+        self.setTimeout(None)  # the headers are in; the body's timer starts once admitted
         self._networkProducer.pauseProducing()  # read nothing more until the verdict
 
         def header_of(name: str) -> str | None:
