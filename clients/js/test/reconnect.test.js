@@ -73,7 +73,12 @@ describe("against the server", { skip: NEEDS_CONTROL }, () => {
       assert.ok(event.delay >= 0 && event.delay <= 1000, `delay ${event.delay} within the configured bounds`);
     }
 
-    const info = await member.fetchService(service);
+    // The member may have come back before the owner re-created the service: it then
+    // subscribes when the service's creation is broadcast, a moment after its own HELLO.
+    const info = await until(async () => {
+      const current = await member.fetchService(service);
+      return current.subscribers.length ? current : null;
+    });
     assert.equal(info.owner_uuid, owner.client.uuid);
     assert.deepEqual(info.subscribers, [member.client.uuid]);
     const message = member.once("MESSAGE");
@@ -95,3 +100,13 @@ describe("against the server", { skip: NEEDS_CONTROL }, () => {
     assert.equal(a.status, "closed");
   });
 });
+
+async function until(check, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
