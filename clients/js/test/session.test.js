@@ -210,14 +210,17 @@ describe("events", () => {
     const a = await connected();
     const joined = [];
     const off = a.on("CLIENT_JOINED", (event) => joined.push(event.client.name));
-    const b = await connected();
-    const left = a.once("CLIENT_LEFT", { match: (event) => event.client.name === b.name });
-    await a.fetchClients(); // a round trip: the CLIENT_JOINED frame came before its reply
+    const names = [uniqueName(), uniqueName()];
+    const bJoined = a.once("CLIENT_JOINED", { match: (event) => event.client.name === names[0] });
+    const b = await connected({ name: names[0] });
+    await bJoined;
     assert.ok(joined.includes(b.name));
+    const left = a.once("CLIENT_LEFT", { match: (event) => event.client.name === b.name });
     off();
-    const c = await connected();
-    await a.fetchClients();
-    assert.ok(!joined.includes(c.name));
+    const cJoined = a.once("CLIENT_JOINED", { match: (event) => event.client.name === names[1] });
+    await connected({ name: names[1] });
+    await cJoined;
+    assert.ok(!joined.includes(names[1]), "the removed handler was not called");
     b.close();
     assert.equal((await left).type, "CLIENT_LEFT");
   });
