@@ -74,6 +74,16 @@ describe("upload and download", () => {
     assert.equal(await (await a.files.download("stream.txt")).text(), "from a stream");
   });
 
+  test("an empty file reports its progress once, at 0", async () => {
+    const a = await connected();
+    const up = progressLog();
+    assert.equal((await a.files.upload("empty.txt", "", { onProgress: up.record })).size, 0);
+    assert.deepEqual(up.calls, [[0, 0]]);
+    const down = progressLog();
+    assert.equal((await a.files.download("empty.txt", { onProgress: down.record })).size, 0);
+    assert.deepEqual(down.calls, [[0, 0]]);
+  });
+
   test("Node: uploadFile streams a local file, downloadToFile writes one and checks its SHA-256", async () => {
     const a = await connected();
     const data = randomBytes(2 * 1024 * 1024);
