@@ -125,8 +125,10 @@ describe("upload and download", () => {
     await stale.connect();
     const files = stale.files;
     const key = stale.key;
+    // CLIENT_LEFT is the last step of the server's leave sequence: the key is dead by then.
+    const left = a.once("CLIENT_LEFT", { match: (event) => event.client.name === stale.name });
     stale.close();
-    await stale.once("closed").catch(() => {});
+    await left;
     await assert.rejects(files.upload("late.txt", "x"), NotConnectedError);
     const response = await fetch(`${SERVER}/fs/${stale.name}/late.txt`, { method: "PUT", body: "x", headers: { Authorization: key } });
     assert.equal(response.status, 401, "the key dies with the socket");

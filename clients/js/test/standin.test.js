@@ -40,6 +40,12 @@ function hello(extra = {}, end = null) {
       const frame = JSON.parse(String(data));
       received.push(frame);
       socket.seq = (socket.seq ?? -1) + 1;
+      if (frame.type === "SILENT") return; // never answered
+      if (frame.type === "SLOW") {
+        const seq = socket.seq;
+        setTimeout(() => socket.send(JSON.stringify({ type: "OK", seq })), 200);
+        return;
+      }
       if (frame.type === "SELF_SUBSCRIBE" && extra.absent === frame.service) {
         // The service's owner is not back yet: refused, then its creation is broadcast.
         socket.send(JSON.stringify({ type: "INVALID_SERVICE", service: frame.service, seq: socket.seq }));
@@ -80,6 +86,19 @@ describe("connect", () => {
     const client = fresh({ connectTimeout: 200 });
     await assert.rejects(client.connect(), TimeoutError);
     assert.equal(client.status, "closed");
+  });
+});
+
+describe("calls", () => {
+  test("a call without a reply in time rejects with TimeoutError; a late reply does not disturb the next call", async () => {
+    script = [hello()];
+    const client = fresh();
+    await client.connect();
+    await assert.rejects(client.call({ type: "SILENT" }, { timeout: 50 }), TimeoutError);
+    await assert.rejects(client.call({ type: "SLOW" }, { timeout: 50 }), TimeoutError);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the SLOW reply (seq 1) has come and gone
+    assert.deepEqual(await client.call({ type: "NEXT" }), { type: "OK", seq: 2 });
+    client.close();
   });
 });
 
