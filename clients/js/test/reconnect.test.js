@@ -48,14 +48,16 @@ describe("against the server", { skip: NEEDS_CONTROL }, () => {
   });
 
   test("after a server restart the clients reconnect, identify again, re-create their services and re-subscribe", async () => {
-    const owner = await connected({ resume: true }); // a server without resumable sessions ignores the request
-    const member = await connected();
+    // A slow restart must not use up the time allowed for the old names to be swept.
+    const patient = { nameHeldRetryMs: 120_000 };
+    const owner = await connected({ ...patient, resume: true }); // a server without resumable sessions ignores the request
+    const member = await connected(patient);
     const service = uniqueName("svc");
     await owner.createService(service, "restored");
     await member.subscribe(service);
     const oldKey = owner.key;
     const events = record(member);
-    const back = (client) => client.once("connected", { timeout: 60_000 });
+    const back = (client) => client.once("connected", { timeout: 120_000 });
     const [ownerBack, memberBack] = [back(owner), back(member)];
     await control("restart");
     const [ownerHello, memberHello] = await Promise.all([ownerBack, memberBack]);
