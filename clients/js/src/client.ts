@@ -93,6 +93,11 @@ export class ConciergeClient implements AsyncIterable<ClientEvent> {
   private readonly ownServices = new Map<string, string | null>();
   /** Services this client subscribed to: subscribed again after a reconnection. */
   private readonly subscriptions = new Set<string>();
+  /**
+   * Of those, the ones that did not exist at the reconnection (their owner had not come
+   * back yet): subscribed as soon as a SERVICE_CREATE_RESULT broadcast announces them.
+   */
+  private readonly awaitedServices = new Set<string>();
 
   constructor(baseUrl: string, options: ClientOptions) {
     if (!options || typeof options.name !== "string") throw new TypeError("ConciergeClient needs options.name");
@@ -318,16 +323,29 @@ export class ConciergeClient implements AsyncIterable<ClientEvent> {
     for (const [service, nickname] of [...this.ownServices]) {
       try {
         const result = await this.call({ type: "SERVICE_CREATE", service, ...(nickname ? { nickname } : {}) });
-        if (result.successful === false) this.ownServices.delete(service);
+        if (result.successful === false) {
+          this.ownServices.delete(service);
+          const desc = `service ${service} could not be created again after the reconnection (its name is taken)`;
+          this.emitter.emit({ type: "error", error: new ReplyError("SERVICE_CREATE", { ...result, desc }) });
+        }
       } catch (error) {
-        this.emitter.emit({ type: "error", error });
+        if (!(error instanceof ConnectionClosedError)) this.emitter.emit({ type: "error", error });
       }
     }
-    for (const service of [...this.subscriptions]) {
-      try {
-        await this.call({ type: "SELF_SUBSCRIBE", service });
-      } catch (error) {
+    for (const service of [...this.subscriptions]) await this.resubscribe(service);
+  }
+
+  /** Subscribe again to a service this client had subscribed to. */
+  private async resubscribe(service: string): Promise<void> {
+    try {
+      await this.call({ type: "SELF_SUBSCRIBE", service });
+      this.awaitedServices.delete(service);
+    } catch (error) {
+      if (error instanceof ReplyError && error.type === "INVALID_SERVICE") {
+        this.awaitedServices.add(service); // its owner may not be back yet
+      } else if (!(error instanceof ConnectionClosedError)) {
         this.subscriptions.delete(service);
+        this.awaitedServices.delete(service);
         this.emitter.emit({ type: "error", error });
       }
     }
@@ -354,7 +372,13 @@ export class ConciergeClient implements AsyncIterable<ClientEvent> {
       else pending.resolve(frame);
       return;
     }
+    if (frame.type === "SERVICE_CREATE_RESULT") this.serviceAppeared(frame);
     this.emitter.emit(frame);
+  }
+
+  private serviceAppeared(frame: Frame): void {
+    const name = (frame.service as ServiceInfo | undefined)?.name;
+    if (name !== undefined && this.awaitedServices.has(name) && this.state === "open") void this.resubscribe(name);
   }
 
   private timeOut(seq: number): void {
@@ -486,8 +510,9 @@ export class ConciergeClient implements AsyncIterable<ClientEvent> {
   }
 
   async unsubscribe(service: string, options?: CallOptions): Promise<ServiceInfo | undefined> {
-    const result = await this.call({ type: "SELF_UNSUBSCRIBE", service }, options);
     this.subscriptions.delete(service);
+    this.awaitedServices.delete(service);
+    const result = await this.call({ type: "SELF_UNSUBSCRIBE", service }, options);
     return result.service as ServiceInfo | undefined;
   }
 

@@ -57,6 +57,7 @@ export function counted(
     async pull(controller) {
       const { done, value } = await reader.read();
       if (done) {
+        if (loaded === 0) onProgress(0, total); // an empty body still reports its end
         controller.close();
         return;
       }

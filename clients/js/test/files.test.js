@@ -74,6 +74,16 @@ describe("upload and download", () => {
     assert.equal(await (await a.files.download("stream.txt")).text(), "from a stream");
   });
 
+  test("an empty file reports its progress once, at 0", async () => {
+    const a = await connected();
+    const up = progressLog();
+    assert.equal((await a.files.upload("empty.txt", "", { onProgress: up.record })).size, 0);
+    assert.deepEqual(up.calls, [[0, 0]]);
+    const down = progressLog();
+    assert.equal((await a.files.download("empty.txt", { onProgress: down.record })).size, 0);
+    assert.deepEqual(down.calls, [[0, 0]]);
+  });
+
   test("Node: uploadFile streams a local file, downloadToFile writes one and checks its SHA-256", async () => {
     const a = await connected();
     const data = randomBytes(2 * 1024 * 1024);
@@ -115,8 +125,10 @@ describe("upload and download", () => {
     await stale.connect();
     const files = stale.files;
     const key = stale.key;
+    // CLIENT_LEFT is the last step of the server's leave sequence: the key is dead by then.
+    const left = a.once("CLIENT_LEFT", { match: (event) => event.client.name === stale.name });
     stale.close();
-    await stale.once("closed").catch(() => {});
+    await left;
     await assert.rejects(files.upload("late.txt", "x"), NotConnectedError);
     const response = await fetch(`${SERVER}/fs/${stale.name}/late.txt`, { method: "PUT", body: "x", headers: { Authorization: key } });
     assert.equal(response.status, 401, "the key dies with the socket");

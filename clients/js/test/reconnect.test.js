@@ -48,14 +48,16 @@ describe("against the server", { skip: NEEDS_CONTROL }, () => {
   });
 
   test("after a server restart the clients reconnect, identify again, re-create their services and re-subscribe", async () => {
-    const owner = await connected({ resume: true }); // a server without resumable sessions ignores the request
-    const member = await connected();
+    // A slow restart must not use up the time allowed for the old names to be swept.
+    const patient = { nameHeldRetryMs: 120_000 };
+    const owner = await connected({ ...patient, resume: true }); // a server without resumable sessions ignores the request
+    const member = await connected(patient);
     const service = uniqueName("svc");
     await owner.createService(service, "restored");
     await member.subscribe(service);
     const oldKey = owner.key;
     const events = record(member);
-    const back = (client) => client.once("connected", { timeout: 60_000 });
+    const back = (client) => client.once("connected", { timeout: 120_000 });
     const [ownerBack, memberBack] = [back(owner), back(member)];
     await control("restart");
     const [ownerHello, memberHello] = await Promise.all([ownerBack, memberBack]);
@@ -73,7 +75,12 @@ describe("against the server", { skip: NEEDS_CONTROL }, () => {
       assert.ok(event.delay >= 0 && event.delay <= 1000, `delay ${event.delay} within the configured bounds`);
     }
 
-    const info = await member.fetchService(service);
+    // The member may have come back before the owner re-created the service: it then
+    // subscribes when the service's creation is broadcast, a moment after its own HELLO.
+    const info = await until(async () => {
+      const current = await member.fetchService(service);
+      return current.subscribers.length ? current : null;
+    });
     assert.equal(info.owner_uuid, owner.client.uuid);
     assert.deepEqual(info.subscribers, [member.client.uuid]);
     const message = member.once("MESSAGE");
@@ -95,3 +102,13 @@ describe("against the server", { skip: NEEDS_CONTROL }, () => {
     assert.equal(a.status, "closed");
   });
 });
+
+async function until(check, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

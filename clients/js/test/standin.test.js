@@ -34,12 +34,24 @@ after(() => server.close());
 /** HELLO, then answers to every frame; with `endAfter`, the socket ends (`code`) once it answered that frame type. */
 function hello(extra = {}, end = null) {
   return (socket, identify) => {
-    socket.send(JSON.stringify({ type: "HELLO", uuid: crypto.randomUUID(), version: "0.2.3", client: { name: identify.name, nickname: null, uuid: crypto.randomUUID(), tags: [] }, ...extra }));
+    const { absent: _absent, ...fields } = extra;
+    socket.send(JSON.stringify({ type: "HELLO", uuid: crypto.randomUUID(), version: "0.2.3", client: { name: identify.name, nickname: null, uuid: crypto.randomUUID(), tags: [] }, ...fields }));
     socket.on("message", (data) => {
       const frame = JSON.parse(String(data));
       received.push(frame);
       socket.seq = (socket.seq ?? -1) + 1;
-      if (frame.type === "SELF_SUBSCRIBE") socket.send(JSON.stringify({ type: "SELF_SUBSCRIBE_RESULT", successful: true, service: { name: frame.service }, seq: socket.seq }));
+      if (frame.type === "SILENT") return; // never answered
+      if (frame.type === "SLOW") {
+        const seq = socket.seq;
+        setTimeout(() => socket.send(JSON.stringify({ type: "OK", seq })), 200);
+        return;
+      }
+      if (frame.type === "SELF_SUBSCRIBE" && extra.absent === frame.service) {
+        // The service's owner is not back yet: refused, then its creation is broadcast.
+        socket.send(JSON.stringify({ type: "INVALID_SERVICE", service: frame.service, seq: socket.seq }));
+        delete extra.absent;
+        setTimeout(() => socket.send(JSON.stringify({ type: "SERVICE_CREATE_RESULT", successful: true, service: { name: frame.service } })), 50);
+      } else if (frame.type === "SELF_SUBSCRIBE") socket.send(JSON.stringify({ type: "SELF_SUBSCRIBE_RESULT", successful: true, service: { name: frame.service }, seq: socket.seq }));
       else if (frame.type === "SERVICE_CREATE") socket.send(JSON.stringify({ type: "SERVICE_CREATE_RESULT", successful: true, service: { name: frame.service }, seq: socket.seq }));
       else socket.send(JSON.stringify({ type: "OK", seq: socket.seq }));
       if (end && frame.type === end.after) endWith(socket, end.code);
@@ -77,6 +89,19 @@ describe("connect", () => {
   });
 });
 
+describe("calls", () => {
+  test("a call without a reply in time rejects with TimeoutError; a late reply does not disturb the next call", async () => {
+    script = [hello()];
+    const client = fresh();
+    await client.connect();
+    await assert.rejects(client.call({ type: "SILENT" }, { timeout: 50 }), TimeoutError);
+    await assert.rejects(client.call({ type: "SLOW" }, { timeout: 50 }), TimeoutError);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the SLOW reply (seq 1) has come and gone
+    assert.deepEqual(await client.call({ type: "NEXT" }), { type: "OK", seq: 2 });
+    client.close();
+  });
+});
+
 describe("close codes on an established socket", () => {
   for (const code of [4000, 4009, 4011, 1006]) {
     test(`${code} is retried: the client identifies again and re-subscribes`, async () => {
@@ -107,6 +132,25 @@ describe("close codes on an established socket", () => {
       assert.equal(identifies.length, 1);
     });
   }
+});
+
+describe("restoring subscriptions", () => {
+  test("a service missing at the reconnection is subscribed to once its creation is broadcast", async () => {
+    script = [helloThenEnd(1006, {}, "SELF_SUBSCRIBE"), hello({ absent: "late" })];
+    const client = fresh();
+    const errors = [];
+    client.on("error", (event) => errors.push(event.error));
+    const back = client.once("connected", { match: (event) => event.reconnect });
+    await client.connect();
+    await client.subscribe("late");
+    await back;
+    const announced = await client.once("SERVICE_CREATE_RESULT");
+    assert.equal(announced.service.name, "late");
+    await client.fetchSelf(); // a round trip after the client's SELF_SUBSCRIBE went out
+    assert.deepEqual(received.map((frame) => frame.type), ["SELF_SUBSCRIBE", "SELF_SUBSCRIBE", "SELF_SUBSCRIBE", "SELF_FETCH"]);
+    assert.deepEqual(errors, []);
+    client.close();
+  });
 });
 
 describe("refusals while reconnecting", () => {
