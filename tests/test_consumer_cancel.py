@@ -10,8 +10,8 @@ import json
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from fileshare.ws.consumers import ConciergeConsumer
 from fileshare.models import LiveClient
+from fileshare.ws.consumers import ConciergeConsumer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -35,7 +35,7 @@ from fileshare.exceptions import ChannelLayerDown
 from fileshare.models import LiveClient, ResumableUpload, Service, StoredFile, Subscription, UploadPart
 from fileshare.observe import metrics
 from fileshare.presence import trips
-from fileshare.presence.registry import db, service_info
+from fileshare.presence.registry import db
 from fileshare.presence.service_infos import service_infos, service_infos_by_pk
 from fileshare.store import storage
 from fileshare.ws import relay
