@@ -197,6 +197,8 @@ def session(fuzz_server: ServerProcess) -> Iterator[Session]:
     async def start() -> Session:
         bystander = Bystander(await connect(fuzz_server.ws_url, "fz_by"))
         fuzzer = await connect(fuzz_server.ws_url, "fz_fuzzer")
+        # Heard the fuzzer join: the bystander is in the broadcast group.
+        await bystander.client.expect(lambda p: p["type"] == "CLIENT_JOINED" and p["client"]["name"] == "fz_fuzzer")
         await fuzzer.request({"type": "SERVICE_CREATE", "service": "fz_svc"})
         await fuzzer.request({"type": "SELF_SUBSCRIBE", "service": "fz_svc"})
         reader = asyncio.ensure_future(bystander.read())

@@ -33,11 +33,32 @@ SURROGATE = "\\ud800"
 @pytest.fixture
 async def pair(server: ServerProcess, name: str) -> AsyncIterator[tuple[Client, Client]]:
     """A sender and a bystander that stays connected throughout."""
-    sender = await connect(server.ws_url, f"{name}_s")
     bystander = await connect(server.ws_url, f"{name}_b")
+    sender = await connect(server.ws_url, f"{name}_s")
+    await joined(bystander, sender)
     yield sender, bystander
     await sender.close()
     await bystander.close()
+
+
+async def joined(bystander: Client, newcomer: Client) -> None:
+    """Wait until ``bystander`` hears ``newcomer`` join: then ``bystander`` is in the
+    broadcast group (CLIENT_JOINED is a broadcast)."""
+    await bystander.expect(lambda p: p["type"] == "CLIENT_JOINED" and p["client"]["name"] == newcomer.name, timeout=10)
+
+
+async def in_group(sender: Client, receiver: Client) -> None:
+    """Wait until ``receiver`` gets a broadcast from ``sender``: it is in the broadcast group
+    (a client joins it only after its HELLO; across processes that may take a moment)."""
+    token = f"ready {receiver.name}"
+    for _ in range(40):
+        await sender.request({"type": "MESSAGE", "target": {"type": "ALL"}, "data": token})
+        try:
+            await receiver.expect(lambda p: p["type"] == "MESSAGE" and p["data"] == token, timeout=0.5)
+        except TimeoutError:
+            continue
+        return
+    raise AssertionError(f"{receiver.name} never joined the broadcast group")
 
 
 async def assert_still_served(sender: Client, bystander: Client) -> None:
@@ -87,8 +108,9 @@ async def test_a_lone_surrogate_anywhere_answers_error_protocol_and_keeps_the_so
 async def test_across_processes_a_lone_surrogate_is_refused_at_decode_not_an_internal_error(cluster, name: str) -> None:  # type: ignore[no-untyped-def]
     """With Redis the sender used to get ERROR_INTERNAL (the layer could not serialise the frame)."""
     a, b = cluster.processes
-    sender = await connect(a.ws_url, f"{name}_s")
     bystander = await connect(b.ws_url, f"{name}_b")
+    sender = await connect(a.ws_url, f"{name}_s")
+    await in_group(sender, bystander)
     for target in ({"type": "ALL"}, {"type": "NAME", "name": bystander.name}):
         frame = '{"type":"MESSAGE","target":' + json.dumps(target) + ',"data":["' + SURROGATE + '"]}'
         reply = await sender.request(frame)
@@ -156,11 +178,12 @@ async def test_frames_nested_deeper_than_64_levels_are_refused(pair: tuple[Clien
 async def test_a_message_that_would_exceed_the_frame_limit_with_its_origin_gets_bad_and_reaches_nobody(
     server: ServerProcess, name: str
 ) -> None:
-    sender = await connect(server.ws_url, f"{name}_s")
     # websockets' default limit (1 MiB), the README's example client: a frame over it closes 1009.
     ws = await websockets.connect(server.ws_url)
     await ws.send(json.dumps(identify_payload(f"{name}_b")))
     bystander = Client(ws, json.loads(await ws.recv()))
+    sender = await connect(server.ws_url, f"{name}_s")
+    await joined(bystander, sender)
     data = "x" * (2**20 - 120)
     frame = json.dumps({"type": "MESSAGE", "target": {"type": "ALL"}, "data": data})
     assert len(frame) <= 2**20
@@ -384,6 +407,7 @@ async def test_a_client_busy_while_2000_services_go_gets_every_event_or_is_told_
     for _ in range(2000):
         await owner.expect(lambda p: p["type"] == "SERVICE_CREATE_RESULT" and "seq" in p, timeout=60)
     watcher = await connect(server.ws_url, f"{name}_w")
+    await in_group(owner, watcher)
     # Keep the watcher's consumer busy (requests in flight) while the owner leaves.
     for _ in range(30):
         await watcher.send({"type": "SERVICE_FETCH_ALL"})
@@ -420,6 +444,7 @@ async def test_across_processes_a_busy_client_gets_every_event_or_is_told_how_ma
     for _ in range(count):
         await owner.expect(lambda p: p["type"] == "SERVICE_CREATE_RESULT" and "seq" in p, timeout=60)
     watcher = await connect(b.ws_url, f"{name}_w")
+    await in_group(owner, watcher)
     for _ in range(30):
         await watcher.send({"type": "SERVICE_FETCH_ALL"})
     await owner.close()
