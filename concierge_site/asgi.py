@@ -4,7 +4,7 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "concierge_site.settings")
 
-from fileshare.server.daphne_support import spooled_body_application  # noqa: E402
+from fileshare.server.asgi_handler import spooled_body_application  # noqa: E402
 
 # Django must be set up before anything imports models (consumers do). Django's handler,
 # taking a request body the run command's server spooled as the body file (no copy).

@@ -196,7 +196,7 @@ PARTS: tuple[Part, ...] = (
     # -- Django --------------------------------------------------------------------------
     Part(
         "django.core.handlers.asgi:ASGIHandler.read_body",
-        "fileshare.server.daphne_support.SpooledBodyHandler.read_body",
+        "fileshare.server.asgi_handler.SpooledBodyHandler.read_body",
         "overridden in a subclass (concierge_site/asgi.py serves with it): a spooled body becomes the body file",
     ),
     # -- channels ------------------------------------------------------------------------

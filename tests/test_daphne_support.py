@@ -293,12 +293,13 @@ def test_a_spooled_body_over_the_limit_is_refused_and_nothing_is_stored(local_st
 
 async def test_django_takes_the_spooled_body_as_its_body_file(local_storage: Path) -> None:
     from fileshare.server import daphne_support
+    from fileshare.server.asgi_handler import SpooledBodyHandler
 
     body = spool(b"y" * 200_000, offload.spool_directory())
     scope: dict[str, Any] = {"type": "http"}
     queue = daphne_support.LazyBodyQueue(scope, body)
     queue.put_nowait({"type": "http.request", "body": b"", "more_body": False})  # daphne's copy: ignored
-    taken = await daphne_support.SpooledBodyHandler().read_body(queue.get)
+    taken = await SpooledBodyHandler().read_body(queue.get)
     assert taken.raw is body and scope["extensions"][offload.SPOOLED_BODY] is body
     assert taken.read() == b"y" * 200_000
     queue.put_nowait({"type": "http.disconnect"})

@@ -39,17 +39,15 @@ import io
 import logging
 import pprint
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-import django
 from autobahn.websocket import protocol as autobahn_protocol
 from daphne import server as daphne_server
 from daphne import ws_protocol
 from daphne.server import Server
-from django.core.handlers.asgi import ASGIHandler
 from twisted.internet import tcp
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
@@ -290,7 +288,7 @@ class SpoolingHTTPFactory(TolerantHTTPFactory):
 class LazyBodyQueue(asyncio.Queue):  # type: ignore[type-arg]
     """An HTTP input queue that hands a spooled request body over as a file, not through memory.
 
-    Django takes the whole SpooledBody as its body file (``SpooledBodyHandler``), and the scope
+    Django takes the whole SpooledBody as its body file (``fileshare.server.asgi_handler``), and the scope
     names it under ``offload.SPOOLED_BODY``. Another ASGI application gets it in chunks,
     read in a worker thread as it asks. A small body, which Twisted keeps in memory,
     comes in daphne's messages as usual.
@@ -332,23 +330,6 @@ class LazyBodyQueue(asyncio.Queue):  # type: ignore[type-arg]
             body.close()
         return {"type": "http.request", "body": chunk, "more_body": more}
 
-
-class SpooledBodyHandler(ASGIHandler):
-    """Django's ASGI handler, taking a body the run command's server spooled as the body file
-    itself (no copy). Under another server it is Django's handler exactly.
-    ``concierge_site/asgi.py`` serves HTTP with it (``spooled_body_application``)."""
-
-    async def read_body(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> Any:
-        queue = getattr(receive, "__self__", None)
-        if isinstance(queue, LazyBodyQueue) and (body := queue.take_body()) is not None:
-            return body
-        return await super().read_body(receive)
-
-
-def spooled_body_application() -> SpooledBodyHandler:
-    """``django.core.asgi.get_asgi_application()``, with SpooledBodyHandler."""
-    django.setup(set_prefix=False)
-    return SpooledBodyHandler()
 
 
 # -- Flow control and response files -----------------------------------------------------
