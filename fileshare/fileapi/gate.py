@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from django.urls import Resolver404, resolve
+
 from fileshare import conf
 from fileshare.exceptions import BadRequest, FileshareError, Forbidden, InsufficientStorage, QuotaExceeded, TooLarge
 from fileshare.fileapi import auth
@@ -106,13 +108,23 @@ def _within(head: Head, limit: int, what: str) -> Admission:
     return Admission(limit, TooLarge(f"{what} is over the limit of {limit} bytes"))
 
 
+def _unknown_route(target: bytes) -> bool:
+    """Whether ``target`` reaches no file API or tus view, only the JSON 404 of the app's catch-alls."""
+    try:
+        match = resolve(unquote(target.split(b"?", 1)[0].decode("ascii", "replace")))
+    except Resolver404:
+        return True
+    return match.url_name in {"fs-unknown", "tus-unknown"}
+
+
 async def admit(head: Head) -> Admission:
     """Admit a request with a body on its headers, or raise the refusal (a FileshareError)."""
     where = route(head.target)
     method = head.method.upper()
     if where.api == "tus":
         method = (head.header("X-HTTP-Method-Override") or method).strip().upper()
-    if not where.api or (where.api == "tus" and method == "OPTIONS"):
+    if not where.api or (where.api == "tus" and method == "OPTIONS") or _unknown_route(head.target):
+        # No upload view answers it (an unknown route answers its JSON 404 before any key).
         return _within(head, conf.other_body_bytes(), "the body of a request that is not an upload")
     paths.require_utf8(head.target.split(b"?", 1)[0])  # 400 invalid_path before the key, as the views
     key = auth.key_from_headers(head.header)  # 401 first, as the views answer

@@ -19,7 +19,6 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
-from django.http.multipartparser import MultiPartParserError
 from django.urls import Resolver404, resolve
 from django.utils.http import content_disposition_header, http_date
 from django.views.decorators.csrf import csrf_exempt
@@ -92,14 +91,6 @@ def expected_sha256(request: HttpRequest) -> str | None:
 
 
 async def _parse_files(request: HttpRequest) -> Any:
-    """``request.FILES``, parsed in a worker thread (the parser reads and writes files).
-
-    A body Django's parser cannot read (no boundary, a broken part) is a 400, not a 500.
-    """
-    try:
-        return await sync_to_async(lambda: request.FILES, thread_sensitive=False)()
-    except MultiPartParserError as exc:
-        raise BadRequest(f"the multipart body cannot be read: {exc}") from None
     """``request.FILES`` with names as sent, parsed in a worker thread; BadRequest or TooLarge
     for a body the parser cannot take (``fileshare.fileapi.multipart``)."""
     return await multipart.files_of(request)
