@@ -108,8 +108,11 @@ def _claim_expired(exclude: uuid.UUID | None) -> list[tuple[uuid.UUID, list[int]
             heartbeat_at=now
         ):
             # A client whose leave already started is another's to finish (lifecycle.finish_stale).
+            # A held session (docs/sessions.md) stays until its grace ends; a later sweep takes it.
             clients = list(
-                LiveClient.objects.filter(instance_id=row.pk, left_at__isnull=True).values_list("pk", flat=True)
+                LiveClient.objects.filter(instance_id=row.pk, left_at__isnull=True)
+                .exclude(held_until__gt=now)
+                .values_list("pk", flat=True)
             )
             claimed.append((row.pk, clients))
     return claimed
