@@ -273,3 +273,42 @@ async def test_memory_layer_a_send_refused_while_held_makes_the_release_unrecove
     with pytest.raises(ChannelFull):
         await layer.send(channel, {"type": FRAME, "text": "1"})
     assert layer.release(channel) == (1, False)
+
+
+async def test_memory_layer_a_channel_it_was_not_holding_is_not_recovered() -> None:
+    layer = ConciergeMemoryLayer()
+    channel = await layer.new_channel()
+    assert layer.release(channel) == (0, False)
+
+
+async def test_a_session_of_a_killed_server_process_is_held_and_resumes_on_its_successor(tmp_path: Path) -> None:
+    first = _start(tmp_path, FILESHARE_RESUME_GRACE="60", FILESHARE_LEASE_SECONDS="1")
+    name = unique("survivor")
+    client = await connect(first.ws_url, name, resume=True)
+    async with httpx.AsyncClient(base_url=first.url) as http:
+        assert (await http.put(f"/fs/{name}/kept.txt", content=b"kept", headers={"Authorization": client.key})).status_code == 201
+    first.kill()
+    second = start_server(first.env, first.data_dir, "second", "--port", str(first.port))
+    try:
+        # Its row is live until the successor's sweeper finds the lapsed lease and holds it: 4005 until then.
+        token = client.hello["session"]["token"]
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                resumed = await connect(second.ws_url, name, resume=token)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+        assert resumed.hello["resumed"] is True and resumed.hello["uuid"] == client.key
+        assert resumed.hello["recovered"] is False  # what was in flight died with the process
+        async with httpx.AsyncClient(base_url=second.url) as http:
+            got = await http.get(f"/fs/{name}/kept.txt", headers={"Authorization": resumed.key})
+            assert got.status_code == 202 and got.content == b"kept"
+        newcomer = await connect(second.ws_url, unique("newcomer"))
+        assert (await resumed.expect(joined(newcomer.name)))["client"]["uuid"] == newcomer.public_id
+        await newcomer.close()
+        await resumed.close()
+    finally:
+        second.stop()

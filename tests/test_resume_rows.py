@@ -49,14 +49,17 @@ def test_a_resume_and_the_graces_end_cannot_both_win() -> None:
     assert not sessions._end_hold(expired.pk, sessions.digest("e"))  # once
 
 
-def test_the_lease_sweeper_leaves_a_held_row_alone_until_its_grace_ends() -> None:
+def test_the_lease_sweeper_holds_resumable_sessions_and_leaves_a_held_row_alone_until_its_grace_ends() -> None:
     instance = dead_instance()
     live = row(instance, "live")
+    resumable = row(instance, "resumable", "r")
     held = row(instance, "held", "h", held_for=30)
     over = row(instance, "over", "o", held_for=-1)
     [(claimed_instance, client_ids)] = _claim_expired(None)
     assert claimed_instance == instance.pk
     assert sorted(client_ids) == sorted([live.pk, over.pk])
+    resumable.refresh_from_db()
+    assert resumable.held_until is not None and resumable.held_until > timezone.now() + timedelta(seconds=30)
 
     LiveClient.objects.filter(pk=held.pk).update(held_until=timezone.now() - timedelta(seconds=1))
     ServerInstance.objects.filter(pk=instance.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))

@@ -75,7 +75,10 @@ class ConciergeMemoryLayer(Takers, InMemoryChannelLayer):
                     entries[index] = (held.until, message)
 
     def release(self, channel: str) -> tuple[int, bool]:
-        """End ``channel``'s hold: (frames kept for it, whether nothing meant for it was lost)."""
+        """End ``channel``'s hold: (frames kept for it, whether nothing meant for it was lost).
+
+        A channel this layer was not holding (its session was held by a process that died)
+        kept nothing here, and what was meant for it is not known: not recovered."""
         held = self._held.pop(channel, None)
         queue = self.channels.get(channel)
         entries = list(queue._queue) if queue is not None else []
@@ -83,7 +86,7 @@ class ConciergeMemoryLayer(Takers, InMemoryChannelLayer):
         marked = any(message.get("type") == MISSED for _, message in entries)
         if queue is not None:
             queue._maxsize = int(super().get_capacity(channel))
-        return kept, not marked and (held is None or held.refused == 0)
+        return kept, held is not None and held.refused == 0 and not marked
 
     def _clean_now_and_then(self) -> None:
         now = time.monotonic()

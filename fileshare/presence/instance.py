@@ -108,7 +108,11 @@ def _claim_expired(exclude: uuid.UUID | None) -> list[tuple[uuid.UUID, list[int]
             heartbeat_at=now
         ):
             # A client whose leave already started is another's to finish (lifecycle.finish_stale).
-            # A held session (docs/sessions.md) stays until its grace ends; a later sweep takes it.
+            # A resumable session (docs/sessions.md) is held for its grace, not left at once;
+            # a held one stays until its grace ends, and a later sweep takes it.
+            LiveClient.objects.filter(
+                instance_id=row.pk, left_at__isnull=True, session_hash__isnull=False, held_until__isnull=True
+            ).update(held_until=now + timedelta(seconds=conf.resume_grace()))
             clients = list(
                 LiveClient.objects.filter(instance_id=row.pk, left_at__isnull=True)
                 .exclude(held_until__gt=now)

@@ -450,6 +450,8 @@ class ConciergeConsumer(AsyncConsumer):
         if self._deadline is not None:
             self._deadline.cancel()
         registry.local.add(self.client)
+        # Already a member, unless the session was held by a process that died since.
+        await relay.join(self.channel_name)
         await self.send_payload(
             {
                 "type": "HELLO",
