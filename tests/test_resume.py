@@ -312,3 +312,52 @@ async def test_a_session_of_a_killed_server_process_is_held_and_resumes_on_its_s
         await resumed.close()
     finally:
         second.stop()
+
+
+async def test_an_operators_kick_ends_a_resumable_session_at_once_live_or_held(held_server: ServerProcess) -> None:
+    from tests.conftest import create_account, operator_session
+    from tests.support.clients import close_code
+
+    account = create_account(held_server, unique("op"), staff=True)
+    http = await operator_session(held_server, account)
+    watcher = await connect(held_server.ws_url, unique("watcher"))
+    try:
+        csrf = {"X-CSRFToken": http.cookies["csrftoken"]}
+        live = await connect(held_server.ws_url, unique("kicked"), resume=True)
+        held = await connect(held_server.ws_url, unique("kickheld"), resume=True)
+        await cut(held_server, held)
+        for client in (live, held):
+            done = await http.post("/dashboard/actions/disconnect", data={"client": client.public_id}, headers=csrf)
+            assert done.status_code == 200 and done.json()["disconnected"] is True
+            await watcher.expect(left(client.name), 10)
+        assert await close_code(live) == 4010
+        for client in (live, held):
+            again = await connect(held_server.ws_url, client.name, resume=client.hello["session"]["token"])
+            assert again.hello["resumed"] is False and again.hello["uuid"] != client.key
+            await again.close()
+    finally:
+        await watcher.close()
+        await http.aclose()
+
+
+async def test_events_meant_for_a_held_session_are_kept_in_order_with_its_messages(held_server: ServerProcess) -> None:
+    name = unique("evented")
+    dropped = await connect(held_server.ws_url, name, resume=True)
+    sender = await connect(held_server.ws_url, unique("sender"))
+    await cut(held_server, dropped)
+    assert (await sender.request(message(name, "before")))["type"] == "OK"
+    newcomer = await connect(held_server.ws_url, unique("newcomer"))
+    assert (await sender.request(message(name, "after")))["type"] == "OK"
+    resumed = await connect(held_server.ws_url, name, resume=dropped.hello["session"]["token"])
+    try:
+        assert resumed.hello["missed"] == 3 and resumed.hello["recovered"] is True
+        frames = [json.loads(await asyncio.wait_for(resumed.ws.recv(), 10)) for _ in range(3)]
+        assert [(f["type"], f.get("data") or f["client"]["name"]) for f in frames] == [
+            ("MESSAGE", "before"),
+            ("CLIENT_JOINED", newcomer.name),
+            ("MESSAGE", "after"),
+        ]
+    finally:
+        await resumed.close()
+        await newcomer.close()
+        await sender.close()

@@ -61,7 +61,7 @@ class ConciergeMemoryLayer(Takers, InMemoryChannelLayer):
         held = self._held.get(channel)
         return held.capacity if held is not None else int(super().get_capacity(channel))
 
-    def hold(self, channel: str, capacity: int, seconds: float) -> None:
+    def hold(self, channel: str, capacity: int, seconds: float) -> Held:
         """Keep up to ``capacity`` messages for ``channel`` (a held session), none expiring
         within ``seconds``, until ``release``."""
         held = self._held[channel] = Held(capacity, time.time() + seconds)
@@ -73,6 +73,13 @@ class ConciergeMemoryLayer(Takers, InMemoryChannelLayer):
                 expires, message = entries[index]
                 if expires < held.until:
                     entries[index] = (held.until, message)
+        return held
+
+    def drop_hold(self, channel: str, held: Held) -> None:
+        """Forget ``held`` if it is still ``channel``'s hold (a session that ended without a
+        resume here, e.g. left by an operator while held)."""
+        if self._held.get(channel) is held:
+            self.release(channel)
 
     def release(self, channel: str) -> tuple[int, bool]:
         """End ``channel``'s hold: (frames kept for it, whether nothing meant for it was lost).

@@ -297,7 +297,7 @@ class ConciergeConsumer(AsyncConsumer):
         layer = self.channel_layer
         channel, session_hash = self.client.channel_name, self.client.session_hash
         assert session_hash is not None
-        layer.hold(channel, conf.resume_buffer(), grace)
+        kept = layer.hold(channel, conf.resume_buffer(), grace)
         try:
             held = await sessions.hold(self.client.pk, session_hash, grace)
         except Exception:
@@ -309,22 +309,23 @@ class ConciergeConsumer(AsyncConsumer):
         self._left = True  # its leave, if any, is the grace's end's (_end_hold_after)
         if self._transfers is not None:
             await self._transfers.close()
-        _finish_later(self._end_hold_after(grace, self.client, session_hash))
+        _finish_later(self._end_hold_after(grace, self.client, session_hash, kept))
         logger.info("client %s dropped; its session is held for %g s", self.client.name, grace)
         return True
 
-    async def _end_hold_after(self, grace: float, client: LiveClient, session_hash: str) -> None:
-        """After the grace: unless the session was resumed, the leave runs."""
+    async def _end_hold_after(self, grace: float, client: LiveClient, session_hash: str, kept: Any) -> None:
+        """After the grace: unless the session was resumed, the leave runs. The layer's hold
+        (``kept``) goes either way, unless a resume took it already."""
         await asyncio.sleep(grace)
+        self.channel_layer.drop_hold(client.channel_name, kept)
         try:
             ended = await sessions.end_hold(client.pk, session_hash)
         except Exception:
             logger.exception("ending the held session of %s failed; the lease sweeper will", client.name)
             return
+        registry.local.remove(client)  # only this object: a resume here registered its own
         if not ended:
             return  # resumed (here or elsewhere), or gone already
-        self.channel_layer.release(client.channel_name)
-        registry.local.remove(client)
         try:
             await lifecycle.leave(client.pk, "its session was not resumed within the grace")
         except Exception:
