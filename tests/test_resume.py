@@ -361,3 +361,25 @@ async def test_events_meant_for_a_held_session_are_kept_in_order_with_its_messag
         await resumed.close()
         await newcomer.close()
         await sender.close()
+
+
+async def test_the_dashboard_shows_a_held_client_as_away_until_its_grace_ends(held_server: ServerProcess) -> None:
+    from tests.conftest import create_account, operator_session
+
+    http = await operator_session(held_server, create_account(held_server, unique("op"), staff=True))
+    name = unique("away")
+    try:
+        client = await connect(held_server.ws_url, name, resume=True)
+
+        async def away_until() -> Any:
+            (row,) = (await http.get("/dashboard/api/clients", params={"q": name})).json()["results"]
+            return row["away_until"]
+
+        assert await away_until() is None
+        await cut(held_server, client)
+        assert await away_until() is not None
+        back = await connect(held_server.ws_url, name, resume=client.hello["session"]["token"])
+        assert await away_until() is None
+        await back.close()
+    finally:
+        await http.aclose()

@@ -310,6 +310,7 @@ class ConciergeConsumer(AsyncConsumer):
         if self._transfers is not None:
             await self._transfers.close()
         _finish_later(self._end_hold_after(grace, self.client, session_hash, kept))
+        await relay.notify_dashboard("client_away", client=self.client.name)
         logger.info("client %s dropped; its session is held for %g s", self.client.name, grace)
         return True
 
@@ -467,6 +468,7 @@ class ConciergeConsumer(AsyncConsumer):
         )
         assert self._adopted is not None
         self._adopted.set_result(None)
+        await relay.notify_dashboard("client_back", client=held.name)
         metrics.CLIENTS.inc()
         metrics.HANDSHAKES.labels("resumed").inc()
         metrics.HANDSHAKE_SECONDS.observe(time.perf_counter() - started)
