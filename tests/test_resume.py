@@ -383,3 +383,25 @@ async def test_the_dashboard_shows_a_held_client_as_away_until_its_grace_ends(he
         await back.close()
     finally:
         await http.aclose()
+
+
+async def test_a_tus_upload_interrupted_by_the_drop_continues_after_the_resume_with_the_same_key(
+    held_server: ServerProcess,
+) -> None:
+    from tests.test_resumable import create, offset_of, patch
+
+    name = unique("uploader")
+    client = await connect(held_server.ws_url, name, resume=True)
+    async with httpx.AsyncClient(base_url=held_server.url) as http:
+        url = await create(http, client, "big.bin", 10)
+        assert (await patch(http, client, url, 0, b"01234")).status_code == 204
+        await cut(held_server, client)
+        resumed = await connect(held_server.ws_url, name, resume=client.hello["session"]["token"])
+        try:
+            assert resumed.key == client.key
+            assert await offset_of(http, resumed, url) == 5
+            assert (await patch(http, resumed, url, 5, b"56789")).status_code == 204
+            got = await http.get(f"/fs/{name}/big.bin", headers={"Authorization": resumed.key})
+            assert got.status_code == 202 and got.content == b"0123456789"
+        finally:
+            await resumed.close()
