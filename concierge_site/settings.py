@@ -153,7 +153,8 @@ if REDIS_URL:
                 "group_expiry": env_int("CONCIERGE_GROUP_EXPIRY", 10 * 365 * 24 * 3600),
                 # Messages queued per consumer before senders are told it is full.
                 "capacity": env_int("CONCIERGE_CHANNEL_CAPACITY", 100),
-                "expiry": 60,
+                # At least the resume grace: a held session's frames must outlive it (docs/sessions.md).
+                "expiry": max(60, int(env_number("FILESHARE_RESUME_GRACE", 60)) + 1),
                 # Lets several concierges (or test runs) share one Redis.
                 "prefix": env("CONCIERGE_CHANNEL_PREFIX", "concierge"),
             },
@@ -229,6 +230,9 @@ FILESHARE_PING_INTERVAL = env_number("FILESHARE_PING_INTERVAL", 5)
 FILESHARE_PING_TIMEOUT = env_number("FILESHARE_PING_TIMEOUT", 10)
 FILESHARE_LEASE_SECONDS = env_number("FILESHARE_LEASE_SECONDS", 15)
 FILESHARE_LEAVE_RETRY_SECONDS = env_number("FILESHARE_LEAVE_RETRY_SECONDS", 30)
+# Resumable sessions (docs/sessions.md): seconds one is held after its socket dropped, frames kept for it.
+FILESHARE_RESUME_GRACE = env_number("FILESHARE_RESUME_GRACE", 60)
+FILESHARE_RESUME_BUFFER = env_int("FILESHARE_RESUME_BUFFER", 1000)
 FILESHARE_PUBLIC_ID_IS_KEY = env_bool("FILESHARE_PUBLIC_ID_IS_KEY", False)
 # Browser pages of these origins may use /fs/ and /tus/ (comma-separated); "*" any (fileshare/fileapi/cors.py).
 FILESHARE_CORS_ORIGINS = env("FILESHARE_CORS_ORIGINS", "*")

@@ -423,3 +423,19 @@ def http_keepalive_timeout() -> float:
     """Seconds an idle HTTP connection is kept open between requests under the run command.
     Default 75 (nginx's keepalive_timeout)."""
     return float(_get("FILESHARE_HTTP_KEEPALIVE_TIMEOUT", 75))
+
+
+def resume_grace() -> float:
+    """Seconds a resumable session is held after its socket dropped
+    (``FILESHARE_RESUME_GRACE``). Default 60 (docs/sessions.md)."""
+    value = float(_get("FILESHARE_RESUME_GRACE", 60))
+    if value <= 0:
+        raise ImproperlyConfigured(f"FILESHARE_RESUME_GRACE={value}: must be positive")
+    return value
+
+
+def resume_buffer() -> int:
+    """Frames kept for a held session (``FILESHARE_RESUME_BUFFER``); past that a MESSAGE
+    to it is refused with BAD and the resumed client learns ``"recovered": false``.
+    Default 1000 (docs/sessions.md)."""
+    return _positive("FILESHARE_RESUME_BUFFER", 1000)

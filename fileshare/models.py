@@ -48,6 +48,10 @@ class LiveClient(models.Model):
     connected_at = models.DateTimeField(auto_now_add=True)
     # Set when the leave sequence starts: the key is refused from that moment.
     left_at = models.DateTimeField(null=True, blank=True)
+    # A resumable session (docs/sessions.md): the SHA-256 (hex) of its token, never the token.
+    session_hash = models.CharField(max_length=64, null=True, blank=True, editable=False)
+    # While its socket is gone and the session is held: when the grace runs out.
+    held_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -44,6 +44,7 @@ CLIENT_COLUMNS = (
     "version",
     "public_id",
     "connected_at",
+    "held_until",
     "instance_id",
     "instance__hostname",
     "instance__pid",
@@ -155,6 +156,8 @@ def _client_row(values: dict[str, Any]) -> Row:
         "tags": list(values["tags"] or []),
         "version": values["version"],
         "connected_at": _iso(values["connected_at"]),
+        # A held resumable session (docs/sessions.md): away until then, unless it resumes.
+        "away_until": _iso(values["held_until"]),
         "server": f"{values['instance__hostname']}:{values['instance__pid']}",
         "server_id": str(values["instance_id"]),
         "files": values["file_count"],

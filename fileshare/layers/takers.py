@@ -30,9 +30,11 @@ class Takers:
         """Offer ``channel``'s messages to ``take`` first, whenever its queue is empty."""
         self._takers[channel] = take
 
-    def detach(self, channel: str) -> None:
-        """Stop offering ``channel``'s messages to its taker."""
-        self._takers.pop(channel, None)
+    def detach(self, channel: str, take: Taker | None = None) -> None:
+        """Stop offering ``channel``'s messages to its taker (only if it is ``take``, when given:
+        a resumed session's new consumer may have attached to it since)."""
+        if take is None or self._takers.get(channel) == take:
+            self._takers.pop(channel, None)
 
     def _taken_at_once(self, channel: str, message: dict[str, Any]) -> bool:
         """Whether ``channel``'s taker took ``message``; call only while its queue is empty.

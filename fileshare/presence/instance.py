@@ -108,8 +108,15 @@ def _claim_expired(exclude: uuid.UUID | None) -> list[tuple[uuid.UUID, list[int]
             heartbeat_at=now
         ):
             # A client whose leave already started is another's to finish (lifecycle.finish_stale).
+            # A resumable session (docs/sessions.md) is held for its grace, not left at once;
+            # a held one stays until its grace ends, and a later sweep takes it.
+            LiveClient.objects.filter(
+                instance_id=row.pk, left_at__isnull=True, session_hash__isnull=False, held_until__isnull=True
+            ).update(held_until=now + timedelta(seconds=conf.resume_grace()))
             clients = list(
-                LiveClient.objects.filter(instance_id=row.pk, left_at__isnull=True).values_list("pk", flat=True)
+                LiveClient.objects.filter(instance_id=row.pk, left_at__isnull=True)
+                .exclude(held_until__gt=now)
+                .values_list("pk", flat=True)
             )
             claimed.append((row.pk, clients))
     return claimed

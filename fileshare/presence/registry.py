@@ -92,6 +92,8 @@ class Identity:
     nickname: str | None
     version: str
     tags: list[str]
+    resume: bool | str = False
+    """IDENTIFY's ``resume``: True asks for a resumable session, a string resumes one."""
 
 
 class LocalClients:
@@ -246,7 +248,9 @@ def _save(client: LiveClient) -> Exception | None:
     return None
 
 
-def _new_client(identity: Identity, channel_name: str, instance_id: uuid.UUID) -> LiveClient:
+def _new_client(
+    identity: Identity, channel_name: str, instance_id: uuid.UUID, session_hash: str | None = None
+) -> LiveClient:
     """The unsaved row of a client that IDENTIFY asked for: new key, public id and folder."""
     key = uuid.uuid4()
     return LiveClient(
@@ -260,6 +264,7 @@ def _new_client(identity: Identity, channel_name: str, instance_id: uuid.UUID) -
         folder=f"{identity.name}.{uuid.uuid4().hex[:16]}",
         instance_id=instance_id,
         connected_at=timezone.now(),
+        session_hash=session_hash,
     )
 
 
@@ -288,9 +293,11 @@ class Registrar(trips.Batched[LiveClient, None]):
         outcomes: list[None | Exception] = await db(_insert_many)(clients)
         return outcomes
 
-    async def register(self, identity: Identity, channel_name: str, instance_id: uuid.UUID) -> LiveClient:
+    async def register(
+        self, identity: Identity, channel_name: str, instance_id: uuid.UUID, session_hash: str | None = None
+    ) -> LiveClient:
         """Save the client's row; raises DuplicateName."""
-        client = _new_client(identity, channel_name, instance_id)
+        client = _new_client(identity, channel_name, instance_id, session_hash)
         await self.submit(client)
         return client
 
@@ -298,9 +305,13 @@ class Registrar(trips.Batched[LiveClient, None]):
 registrar = Registrar()
 
 
-async def register(identity: Identity, channel_name: str, instance_id: uuid.UUID) -> LiveClient:
-    """Save a new live client's row (batched with others arriving meanwhile); raises DuplicateName."""
-    return await registrar.register(identity, channel_name, instance_id)
+async def register(
+    identity: Identity, channel_name: str, instance_id: uuid.UUID, session_hash: str | None = None
+) -> LiveClient:
+    """Save a new live client's row (batched with others arriving meanwhile); raises DuplicateName.
+
+    ``session_hash``: the digest of its session token, for a resumable session (``sessions``)."""
+    return await registrar.register(identity, channel_name, instance_id, session_hash)
 
 
 def _by_key(key: str | uuid.UUID) -> LiveClient:

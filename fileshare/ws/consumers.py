@@ -37,7 +37,7 @@ from fileshare.exceptions import (
 )
 from fileshare.models import LiveClient
 from fileshare.observe import metrics
-from fileshare.presence import instance, lifecycle, registry
+from fileshare.presence import instance, lifecycle, registry, sessions
 from fileshare.protocol import CloseCode, JsonObject
 from fileshare.pw import listing, pw_rpc, pw_transfer
 from fileshare.ws import relay
@@ -75,7 +75,12 @@ def parse_identify(text: str | None) -> registry.Identity:
         tags = protocol.text_list(payload, "tags", conf.max_tags(), conf.max_tag_length())
     except protocol.ShapeError as exc:
         raise FatalDecode(str(exc)) from None
-    return registry.Identity(name=name, nickname=nickname, version=version, tags=tags)
+    resume = payload.get("resume", False)
+    if resume is None:
+        resume = False
+    if not (isinstance(resume, bool) or (isinstance(resume, str) and 0 < len(resume) <= sessions.MAX_TOKEN_LENGTH)):
+        raise FatalDecode("resume must be true, false or a session token from an earlier HELLO")
+    return registry.Identity(name=name, nickname=nickname, version=version, tags=tags, resume=resume)
 
 
 Event = dict[str, Any]
@@ -147,6 +152,10 @@ class ConciergeConsumer(AsyncConsumer):
         self._left = False
         self._transfers: pw_transfer.TransferService | None = None
         self._inbox: Any = None
+        self._kicked = False
+        self._adopted: asyncio.Future[None] | None = None
+        """Done once the HELLO of a resume is sent: only then does the consumer read the
+        held session's channel, which it adopted (``_adopted_event``)."""
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Event]], send: Any) -> None:
         # AsyncConsumer.__call__ with dispatch_each in place of await_many_dispatch.
@@ -154,16 +163,17 @@ class ConciergeConsumer(AsyncConsumer):
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self._inbox = getattr(receive, "__self__", None)
         sources = [receive]
-        detach: Callable[[], None] | None = None
+        attached = False
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
             self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
-            sources.append(self.channel_receive)
+            self._adopted = asyncio.get_running_loop().create_future()
+            sources.extend([self.channel_receive, self._adopted_event])
             self._send_now = scope.get("extensions", {}).get(relay.SEND_TEXT_NOW)
             attach = getattr(self.channel_layer, "attach", None)
             if self._send_now is not None and attach is not None:
                 attach(self.channel_name, self._take_frame)
-                detach = functools.partial(self.channel_layer.detach, self.channel_name)
+                attached = True
         self.base_send = send
         try:
             with contextlib.suppress(StopConsumer):
@@ -175,7 +185,7 @@ class ConciergeConsumer(AsyncConsumer):
             self.closing = True
             self._abandon_replies()
             if self.identified and not self._left:
-                _finish_later(self._leave("socket closed while its frames were being answered"))
+                _finish_later(self._hold_or_leave(None, "socket closed while its frames were being answered"))
             raise
         except ChannelLayerDown as exc:
             # Redis unreachable (its outage is logged once by the layer): no traceback per client.
@@ -187,8 +197,18 @@ class ConciergeConsumer(AsyncConsumer):
             logger.exception("the consumer of %s failed; closing its socket", self._who())
             await self._fail()
         finally:
-            if detach is not None:
-                detach()
+            if attached:
+                # Only its own taker: a resumed session's new consumer may have attached since.
+                self.channel_layer.detach(self.channel_name, self._take_frame)
+
+    async def _adopted_event(self) -> Event:
+        """The next event of a resumed session's channel; waits forever (no layer call) in
+        any other consumer. The consumer's own new channel goes unused after a resume."""
+        assert self._adopted is not None
+        if not self._adopted.done():
+            await self._adopted
+        event: Event = await self.channel_layer.receive(self.channel_name)
+        return event
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch hops to a thread (close_old_connections) before every
@@ -248,7 +268,7 @@ class ConciergeConsumer(AsyncConsumer):
         if self._deadline is not None:
             self._deadline.cancel()
         self._abandon_replies()
-        await self._leave(f"socket closed ({message.get('code')})")
+        await self._hold_or_leave(message.get("code"), f"socket closed ({message.get('code')})")
         raise StopConsumer()
 
     async def _send_bytes(self, frame: bytes) -> None:
@@ -268,6 +288,62 @@ class ConciergeConsumer(AsyncConsumer):
             await lifecycle.leave(self.client.pk, reason)
         except Exception:
             logger.exception("leave failed for %s; the lease sweeper will finish it", self.client.name)
+
+    async def _hold_or_leave(self, code: int | None, reason: str) -> None:
+        """A resumable session whose socket ended other than by the client's own close
+        (1000) or a kick is held (docs/sessions.md); any other client leaves."""
+        if (
+            self.identified
+            and not self._left
+            and self.client.session_hash is not None
+            and code != 1000
+            and not self._kicked
+            and await self._hold()
+        ):
+            return
+        await self._leave(reason)
+
+    async def _hold(self) -> bool:
+        """Hold the session for the grace: its row, channel and group memberships stay,
+        and the channel keeps up to FILESHARE_RESUME_BUFFER frames. False if it could not be."""
+        grace = conf.resume_grace()
+        layer = self.channel_layer
+        channel, session_hash = self.client.channel_name, self.client.session_hash
+        assert session_hash is not None
+        kept = layer.hold(channel, conf.resume_buffer(), grace)
+        try:
+            held = await sessions.hold(self.client.pk, session_hash, grace)
+        except Exception:
+            logger.exception("holding the session of %s failed; it leaves", self.client.name)
+            held = False
+        if not held:
+            layer.release(channel)
+            return False
+        self._left = True  # its leave, if any, is the grace's end's (_end_hold_after)
+        if self._transfers is not None:
+            await self._transfers.close()
+        _finish_later(self._end_hold_after(grace, self.client, session_hash, kept))
+        await relay.notify_dashboard("client_away", client=self.client.name)
+        logger.info("client %s dropped; its session is held for %g s", self.client.name, grace)
+        return True
+
+    async def _end_hold_after(self, grace: float, client: LiveClient, session_hash: str, kept: Any) -> None:
+        """After the grace: unless the session was resumed, the leave runs. The layer's hold
+        (``kept``) goes either way, unless a resume took it already."""
+        await asyncio.sleep(grace)
+        self.channel_layer.drop_hold(client.channel_name, kept)
+        try:
+            ended = await sessions.end_hold(client.pk, session_hash)
+        except Exception:
+            logger.exception("ending the held session of %s failed; the lease sweeper will", client.name)
+            return
+        registry.local.remove(client)  # only this object: a resume here registered its own
+        if not ended:
+            return  # resumed (here or elsewhere), or gone already
+        try:
+            await lifecycle.leave(client.pk, "its session was not resumed within the grace")
+        except Exception:
+            logger.exception("leave failed for %s; the lease sweeper will finish it", client.name)
 
     async def _fail(self) -> None:
         """After an unexpected failure: close the socket (4000, internal error) and leave,
@@ -315,17 +391,35 @@ class ConciergeConsumer(AsyncConsumer):
         registry.remote.forget(str(message["name"]), str(message["public_id"]))
 
     async def fileshare_kick(self, message: dict[str, Any]) -> None:
-        """Close the socket on request (dashboard, lapsed lease)."""
+        """Close the socket on request (dashboard, lapsed lease); a held session ends too."""
+        self._kicked = True
         await self.close(int(message["code"]), str(message.get("reason", "")))
 
     # -- handshake and dispatch -----------------------------------------------------------
 
+    def _can_hold(self) -> bool:
+        """Whether this process's channel layer can keep a held session's frames."""
+        return hasattr(self.channel_layer, "hold") and hasattr(self.channel_layer, "release")
+
     async def _identify(self, text: str | None) -> None:
         started = time.perf_counter()
+        session: JsonObject | None = None
         try:
             identity = parse_identify(text)
             instance_id = await instance.current.ensure_started()
-            self.client = await registry.register(identity, self.channel_name, instance_id)
+            if identity.resume is not False and self._can_hold():
+                token, token_hash = sessions.new_token()
+                grace = conf.resume_grace()
+                session = {"token": token, "grace": int(grace) if grace.is_integer() else grace}
+                if isinstance(identity.resume, str):
+                    held = await sessions.resume(identity.name, sessions.digest(identity.resume), token_hash, instance_id)
+                    if held is not None:
+                        await self._resumed(held, session, started)
+                        return
+                    session["resumed"] = False
+                self.client = await registry.register(identity, self.channel_name, instance_id, token_hash)
+            else:
+                self.client = await registry.register(identity, self.channel_name, instance_id)
         except HandshakeError as exc:
             await self._refuse(exc)
             return
@@ -339,9 +433,13 @@ class ConciergeConsumer(AsyncConsumer):
             self._deadline.cancel()
         registry.local.add(self.client)
         info = self.client.info()
-        await self.send_payload(
-            {"type": "HELLO", "uuid": str(self.client.key), "version": conf.SERVER_VERSION, "client": info}
-        )
+        hello: JsonObject = {"type": "HELLO", "uuid": str(self.client.key), "version": conf.SERVER_VERSION, "client": info}
+        if session is not None:
+            resumed = session.pop("resumed", None)
+            if resumed is not None:
+                hello["resumed"] = resumed
+            hello["session"] = session
+        await self.send_payload(hello)
         metrics.CLIENTS.inc()
         metrics.HANDSHAKES.labels("hello").inc()
         metrics.HANDSHAKE_SECONDS.observe(time.perf_counter() - started)
@@ -350,6 +448,44 @@ class ConciergeConsumer(AsyncConsumer):
         await relay.join(self.channel_name)
         await relay.notify_dashboard("client_joined", client=identity.name)
         logger.info("client %s identified", identity.name)
+
+    async def _resumed(self, held: LiveClient, session: JsonObject, started: float) -> None:
+        """Adopt a held session: its row, and its channel with the frames kept there, which
+        this consumer reads from now on, after HELLO. Nobody else is told: for them it never left."""
+        layer = self.channel_layer
+        if self._send_now is not None:
+            layer.detach(self.channel_name, self._take_frame)
+        self.channel_name = held.channel_name
+        missed, recovered = layer.release(self.channel_name)
+        if self._send_now is not None:
+            layer.attach(self.channel_name, self._take_frame)
+        self.client = held
+        self.identified = True
+        self._transfers = pw_transfer.TransferService(self.client, self._send_bytes)
+        if self._deadline is not None:
+            self._deadline.cancel()
+        registry.local.add(self.client)
+        # Already a member, unless the session was held by a process that died since.
+        await relay.join(self.channel_name)
+        await self.send_payload(
+            {
+                "type": "HELLO",
+                "uuid": str(held.key),
+                "version": conf.SERVER_VERSION,
+                "client": held.info(),
+                "resumed": True,
+                "missed": missed,
+                "recovered": recovered,
+                "session": session,
+            }
+        )
+        assert self._adopted is not None
+        self._adopted.set_result(None)
+        await relay.notify_dashboard("client_back", client=held.name)
+        metrics.CLIENTS.inc()
+        metrics.HANDSHAKES.labels("resumed").inc()
+        metrics.HANDSHAKE_SECONDS.observe(time.perf_counter() - started)
+        logger.info("client %s resumed its session (%d frames kept, recovered: %s)", held.name, missed, recovered)
 
     async def _handle(self, text: str) -> JsonObject | Later:
         try:
