@@ -65,7 +65,7 @@ def check_upstream_parts(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
             )
         )
     for distribution, version in upstream.installed_versions().items():
-        if version != upstream.TESTED_WITH[distribution]:
+        if version is not None and version != upstream.TESTED_WITH[distribution]:
             messages.append(
                 Warning(
                     f"{distribution} {version} is installed; the concierge's patches were reviewed with "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import inspect
 from dataclasses import dataclass
 from importlib import metadata
@@ -295,6 +296,8 @@ def problems(parts: tuple[Part, ...] = PARTS) -> list[Problem]:
     """What is missing or changed among ``parts`` in the installed packages."""
     found: list[Problem] = []
     for part in parts:
+        if importlib.util.find_spec(part.name.split(".", 1)[0].split(":", 1)[0]) is None:
+            continue  # an optional library not installed (channels_redis, django-storages): nothing to patch
         try:
             obj = resolve(part.name)
         except Missing as exc:

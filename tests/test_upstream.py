@@ -103,3 +103,12 @@ def test_only_the_server_and_layers_packages_may_import_the_patched_libraries() 
         timeout=120,
     )
     assert offenders.returncode == 0, offenders.stdout
+
+
+def test_an_optional_library_that_is_not_installed_is_not_a_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A project without the [redis] or [s3] extras has nothing of theirs to patch.
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "channels_redis" else real(name, *a))
+    assert upstream.problems() == []
