@@ -129,6 +129,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
                 "name": message.get("name"),
                 "time": message.get("time"),
                 "totals": message.get("totals"),
+                "transfers": message.get("transfers"),
             }
         )
 

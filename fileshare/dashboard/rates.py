@@ -14,6 +14,10 @@ sees the rate fall to zero), and otherwise every ``HEARTBEAT`` seconds (so the p
 knows the process is there and how many clients it serves). An idle cluster costs one
 channel-layer message per process every few seconds.
 
+A sample also carries the process's transfers in flight and those that ended since the
+last one (``fileshare.dashboard.transfers``); a process with a transfer in flight sends
+every second.
+
 The sampler starts with the run command (``runconcierge``) and, under any other ASGI
 server, when the first dashboard opens in the process.
 """
@@ -30,6 +34,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from prometheus_client.metrics import MetricWrapperBase
 
+from fileshare.dashboard import transfers
 from fileshare.observe import metrics
 from fileshare.presence import instance
 from fileshare.ws.relay import DASHBOARD_GROUP
@@ -54,8 +59,6 @@ SOURCES: dict[str, MetricWrapperBase] = {
     "frames_out": metrics.FRAMES_OUT,
     "ws_bytes_in": metrics.BYTES_IN,
     "ws_bytes_out": metrics.BYTES_OUT,
-    "file_bytes_in": metrics.UPLOADED,
-    "file_bytes_out": metrics.DOWNLOADED,
     "clients": metrics.CLIENTS,
     "uploads": metrics.UPLOADS_IN_PROGRESS,
 }
@@ -73,8 +76,21 @@ def value(metric: MetricWrapperBase) -> float:
 
 
 def read_totals() -> Totals:
-    """This process's current values of every metric in ``SOURCES``."""
-    return {key: value(metric) for key, metric in SOURCES.items()}
+    """This process's current values of every metric in ``SOURCES``, and its HTTP body bytes.
+
+    ``http_bytes_in``/``out``: the bytes of HTTP bodies as they move, counted by the run
+    command's server (``transfers.Tracker``); under another ASGI server, the files'
+    bytes as the file API counts them (stored, and sent).
+    """
+    totals = {key: value(metric) for key, metric in SOURCES.items()}
+    tracker = transfers.current
+    if tracker.wire:
+        totals["http_bytes_in"] = float(tracker.body_bytes_in)
+        totals["http_bytes_out"] = float(tracker.body_bytes_out)
+    else:
+        totals["http_bytes_in"] = value(metrics.UPLOADED)
+        totals["http_bytes_out"] = value(metrics.DOWNLOADED)
+    return totals
 
 
 def process_name() -> str:
@@ -115,8 +131,9 @@ class Sampler:
     def sample(self, now: float) -> dict[str, Any] | None:
         """The sample to send at ``now`` (``time.time()``), or None when there is nothing to tell."""
         totals = read_totals()
+        moving = transfers.current.snapshot(now)
         moved = totals != self._last
-        due = moved or self._moved or now - self._sent_at >= HEARTBEAT
+        due = moved or self._moved or moving is not None or now - self._sent_at >= HEARTBEAT
         self._last, self._moved = totals, moved
         if not due:
             return None
@@ -127,6 +144,7 @@ class Sampler:
             "name": process_name(),
             "time": now,
             "totals": totals,
+            "transfers": moving or {"active": [], "ended": []},
         }
 
     async def tick(self) -> None:

@@ -30,7 +30,7 @@
   }
 
   const perSecond = (unit) => (n) => number.format(n) + " " + unit;
-  const count = (unit) => (n) => number.format(Math.round(n)) + " " + unit;
+  const count = (one, many) => (n) => number.format(Math.round(n)) + " " + (Math.round(n) === 1 ? one : many);
 
   // Each chart: its lines, each a sum of totals (rates) or of gauges (levels).
   const CHARTS = [
@@ -42,14 +42,14 @@
       ],
     },
     {
-      id: "bytes", title: "Bytes per second (websocket frames and files)", unit: "B/s", format: bytesPerSecond, ceiling: niceBytes,
+      id: "bytes", title: "Bytes per second (websocket frames and HTTP bodies)", unit: "B/s", format: bytesPerSecond, ceiling: niceBytes,
       lines: [
-        { key: "up", label: "↑ up, to the server", rate: ["ws_bytes_in", "file_bytes_in"] },
-        { key: "down", label: "↓ down, to clients", rate: ["ws_bytes_out", "file_bytes_out"] },
+        { key: "up", label: "↑ up, to the server", rate: ["ws_bytes_in", "http_bytes_in"] },
+        { key: "down", label: "↓ down, to clients", rate: ["ws_bytes_out", "http_bytes_out"] },
       ],
     },
     {
-      id: "clients", title: "Connected clients", unit: "clients", format: count("clients"),
+      id: "clients", title: "Connected clients", unit: "clients", format: count("client", "clients"),
       lines: [{ key: "clients", label: "connected", level: ["clients"] }],
     },
   ];
