@@ -60,6 +60,7 @@ async def chatter(sender: Client, receiver: Client, stop: asyncio.Event) -> int:
     sent = 0
     while not stop.is_set():
         await sender.request({"type": "MESSAGE", "target": {"type": "NAME", "name": receiver.name}, "data": sent})
+        await receiver.expect("MESSAGE")  # read, or the server drops a receiver that does not
         sent += 1
         await asyncio.sleep(0.02)
     return sent
