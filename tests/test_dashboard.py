@@ -39,12 +39,16 @@ class Dashboard:
         self.ws = ws
         self.frames: list[str] = []
 
-    async def next(self, wait: float = 5) -> Payload:
-        text = await asyncio.wait_for(self.ws.recv(), wait)
-        assert isinstance(text, str)
-        self.frames.append(text)
-        payload: Payload = json.loads(text)
-        return payload
+    async def next(self, wait: float = 5, metrics: bool = False) -> Payload:
+        """The next frame; the processes' chart samples (``metrics``) are skipped unless asked for."""
+        async with asyncio.timeout(wait):
+            while True:
+                text = await self.ws.recv()
+                assert isinstance(text, str)
+                payload: Payload = json.loads(text)
+                if payload["type"] != "metrics" or metrics:
+                    self.frames.append(text)
+                    return payload
 
     async def delta_where(self, predicate: Any, wait: float = 5) -> Payload:
         """The next delta matching ``predicate``; earlier ones are skipped."""

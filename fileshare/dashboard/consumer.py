@@ -10,7 +10,8 @@ rows they touched, so a burst of a thousand joins costs a few queries, not a
 thousand page reloads.
 
 Frames to the page: ``{"type": "ready"}`` once admitted, ``{"type": "delta", ...}``
-(see ``dashboard.delta``) and ``{"type": "error", "detail"}`` for a bad message.
+(see ``dashboard.delta``), ``{"type": "metrics", ...}`` (one process's counters, passed on
+as they come: ``fileshare.dashboard.rates``) and ``{"type": "error", "detail"}`` for a bad message.
 Logging out closes the user's open dashboard sockets with 4403 too.
 """
 
@@ -27,6 +28,7 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.signals import user_logged_out
 from django.http import HttpRequest
 
+from fileshare.dashboard import rates
 from fileshare.dashboard import state as dashboard
 from fileshare.presence.registry import db
 from fileshare.ws import relay
@@ -80,6 +82,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         self.admitted = True
+        rates.current.ensure_started()  # already running under runconcierge
         await self.send_json({"type": "ready"})
 
     async def disconnect(self, code: int) -> None:
@@ -114,6 +117,21 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             task = asyncio.create_task(self._send_delta())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def fileshare_metrics(self, message: dict[str, Any]) -> None:
+        """One process's counters (``rates.Sampler``): passed on to the page, which draws the charts."""
+        if not self.admitted:
+            return
+        await self.send_json(
+            {
+                "type": "metrics",
+                "process": message.get("process"),
+                "name": message.get("name"),
+                "time": message.get("time"),
+                "totals": message.get("totals"),
+                "transfers": message.get("transfers"),
+            }
+        )
 
     async def fileshare_kick(self, message: dict[str, Any]) -> None:
         """Close the socket on request (relay.kick works for dashboards too)."""

@@ -53,7 +53,8 @@ from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
 from fileshare import conf
-from fileshare.exceptions import InsufficientStorage
+from fileshare.dashboard import transfers
+from fileshare.exceptions import FileshareError, InsufficientStorage
 from fileshare.fileapi import gate, offload
 from fileshare.server import http_channel
 from fileshare.server.daphne_requests import TolerantHTTPFactory, TolerantOfferRequest
@@ -197,6 +198,7 @@ def install() -> Callable[[], None]:
         # other caller, must return a str and keeps the real pformat).
         (autobahn_protocol, "pformat", FormattedWhenLogged),
         (autobahn_protocol.Timings, "__str__", lambda self: pprint.pformat(self._timings)),
+        (transfers.current, "wire", True),  # the dashboard's bytes chart counts bodies as they move
     ]
     originals = [(owner, name, getattr(owner, name)) for owner, name, _ in replaced]
     for owner, name, value in replaced:
@@ -224,6 +226,10 @@ SPOOL_READ = 1024 * 1024
 """Bytes per socket read while a body is spooled."""
 
 
+UPLOAD_METHODS = frozenset({"PUT", "POST", "PATCH"})
+"""Methods whose spooled body the dashboard shows as an upload (under /fs/ and /tus/ only)."""
+
+
 class SpoolingRequest(TolerantOfferRequest):
     """daphne's request (tolerant of any subprotocol offer), with a large body spooled to a SpooledBody.
 
@@ -234,6 +240,8 @@ class SpoolingRequest(TolerantOfferRequest):
 
     admitted: gate.Admission | None = None
     received = 0
+    transfer: transfers.Transfer | None = None
+    """The upload as the dashboard shows it (``fileshare.dashboard.transfers``), if tracked."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Twisted would parse a multipart POST in memory into request.args, which daphne never reads.
@@ -248,7 +256,7 @@ class SpoolingRequest(TolerantOfferRequest):
             return
         self.received += len(data)
         if self.admitted is not None and self.received > self.admitted.limit:
-            channel.refuse(self.admitted.over)
+            self._refuse(channel, self.admitted.over)
             return
         try:
             super().handleContentChunk(data)
@@ -256,7 +264,28 @@ class SpoolingRequest(TolerantOfferRequest):
             if not storage.is_full_disk(exc):
                 raise
             logger.error("the disk is full: a request body could not be spooled (%s)", exc.strerror)
-            channel.refuse(InsufficientStorage("the server's disk is full; nothing was stored"))
+            self._refuse(channel, InsufficientStorage("the server's disk is full; nothing was stored"))
+            return
+        transfers.current.body_bytes_in += len(data)
+        if self.transfer is not None:
+            self.transfer.done = self.received
+
+    def _refuse(self, channel: http_channel.GuardedHTTPChannel, exc: FileshareError) -> None:
+        self._end_transfer("failed", f"{exc.http_status}: {exc.detail}")
+        channel.refuse(exc)
+
+    def _end_transfer(self, outcome: str, detail: str) -> None:
+        if self.transfer is not None:
+            transfers.current.end(self.transfer, outcome, detail)
+
+    def finish(self) -> None:
+        code = int(getattr(self, "code", 200))
+        self._end_transfer("finished" if code < 400 else "failed", f"HTTP {code}")
+        super().finish()
+
+    def connectionLost(self, reason: Any) -> None:
+        self._end_transfer("failed", "the connection was lost")
+        super().connectionLost(reason)
 
     def gotLength(self, length: int | None) -> None:
         if length is not None and length < SPOOL_FROM:
@@ -273,6 +302,10 @@ class SpoolingRequest(TolerantOfferRequest):
         except OSError:
             logger.exception("cannot spool a request body in the storage root; using the temporary folder")
             self.content = offload.SpooledBody()
+        method = bytes(getattr(self.channel, "_command", b"")).decode("latin-1").upper()
+        if method in UPLOAD_METHODS:
+            target = bytes(getattr(self.channel, "_path", b""))
+            self.transfer = transfers.current.start("upload", method, target, length)
 
 
 class SpoolingHTTPFactory(TolerantHTTPFactory):
@@ -421,6 +454,8 @@ class FlowControlServer(Server):
 
     async def handle_reply(self, protocol: Any, message: dict[str, Any]) -> None:
         kind = message.get("type")
+        if kind == "http.response.body":
+            transfers.current.body_bytes_out += len(message.get("body") or b"")
         if kind == "http.response.body" and not message.get("more_body", False):
             body = self.connections.get(protocol, {}).get("send_file", {}).pop("body", None)
             try:
@@ -503,11 +538,16 @@ class FlowControlServer(Server):
         thread, the next one while the last is being sent. Closes the file."""
         file = body.file
         reading: Future[bytes] | None = None
+        transfer: transfers.Transfer | None = None
         try:
             if final.get("body") or getattr(protocol, "sentLength", 0):
                 logger.error("a response with a body of its own also named a file to send; the file is not sent")
                 return
             remaining = body.count
+            target = bytes(getattr(protocol, "uri", b"") or b"")
+            method = bytes(getattr(protocol, "method", b"GET") or b"GET").decode("latin-1")
+            transfer = transfers.current.start("download", method, target, body.count)
+            outcome, detail = "failed", "the connection was lost"
             if remaining > 0:
                 reading = _FILE_IO.submit(file.read, min(FILE_BLOCK, remaining))
             while reading is not None:
@@ -515,6 +555,7 @@ class FlowControlServer(Server):
                 reading = None
                 if not chunk:
                     logger.error("a file ended %d bytes short of its Content-Length; connection aborted", remaining)
+                    detail = "the file ended short of its size"
                     if (transport := transport_of(protocol)) is not None:
                         transport.abortConnection()
                     return
@@ -524,8 +565,14 @@ class FlowControlServer(Server):
                 if not self._open(protocol):
                     return
                 await super().handle_reply(protocol, {"type": "http.response.body", "body": chunk, "more_body": True})
+                transfers.current.body_bytes_out += len(chunk)
+                if transfer is not None:
+                    transfer.done = body.count - remaining
                 await self._drained(protocol, "http.response.body")
+            outcome, detail = "finished", "sent"
         finally:
+            if transfer is not None:
+                transfers.current.end(transfer, outcome, detail)
             if reading is None:
                 _FILE_IO.submit(file.close)
             else:  # close once the read in flight is done, never under it

@@ -16,6 +16,7 @@ Once listening it prints the dashboard's login URL: the bound port, or ``--base-
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from typing import Any
@@ -107,6 +108,7 @@ class Command(BaseCommand):
         parser.add_argument("--ready-file", default=None, help="write 'host port' here once listening")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from fileshare.dashboard import rates
         from fileshare.server import daphne_support
 
         application = load_application(options["asgi"])
@@ -128,6 +130,8 @@ class Command(BaseCommand):
         ready_file = options["ready_file"]
 
         def ready() -> None:
+            # The reactor's asyncio loop: the dashboard's charts sample from the start.
+            asyncio.get_event_loop().call_soon(rates.current.ensure_started)
             for listener in server.listening_addresses:
                 logger.info("concierge listening on %s:%s", listener[0], listener[1])
             if base_url or server.listening_addresses:

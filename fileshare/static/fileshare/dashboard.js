@@ -468,6 +468,9 @@
         loadAll().then(() => setLive("on", "Live"));
       } else if (message.type === "delta") {
         applyDelta(message);
+      } else if (message.type === "metrics") {
+        if (window.ConciergeCharts) window.ConciergeCharts.sample(message); // charts.js
+        if (window.ConciergeTransfers) window.ConciergeTransfers.sample(message); // transfers.js
       } else if (message.type === "error") {
         console.warn("dashboard socket:", message.detail);
       }
