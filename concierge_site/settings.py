@@ -55,9 +55,7 @@ DEBUG = env_bool("DJANGO_DEBUG", False)
 # An embedded default key is fine for the loopback default; production sets its own.
 SECRET_KEY = env("DJANGO_SECRET_KEY", "concierge-insecure-default-key-set-DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = [h.strip() for h in env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")]
-CSRF_TRUSTED_ORIGINS = [
-    o.strip() for o in env("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
-]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in env("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 INSTALLED_APPS = [
     "daphne",

@@ -42,7 +42,6 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     return errors
 
 
-
 @register()
 def check_upstream_parts(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """fileshare.E101/E102/W101: the dependency parts the concierge patches are as reviewed.
@@ -75,6 +74,8 @@ def check_upstream_parts(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
                 )
             )
     return messages
+
+
 def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """fileshare.E003: a default channel layer must be configured (messages travel over it)."""
     layers = getattr(settings, "CHANNEL_LAYERS", None) or {}

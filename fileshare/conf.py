@@ -285,6 +285,8 @@ def metrics_allow() -> list[IPv4Network | IPv6Network]:
         return [ip_network(item.strip(), strict=False) for item in items if item.strip()]
     except ValueError as exc:
         raise ImproperlyConfigured(f"FILESHARE_METRICS_ALLOW: {exc}") from exc
+
+
 def cors_origins() -> list[str] | None:
     """Origins whose browser pages may use the file API and tus (``/fs/``, ``/tus/``).
 
@@ -327,6 +329,8 @@ def frontend_url() -> str:
     if prefix in {"/", "/fs/", "/tus/", "/ws/", "/dashboard/", "/admin/"}:
         raise ImproperlyConfigured(f"FILESHARE_FRONTEND_URL={value!r}: that prefix belongs to the server itself")
     return prefix
+
+
 # -- Per-client caps on the websocket (docs/protocol-limits.md) ---------------------------------
 
 NICKNAME_COLUMN = 255
@@ -372,6 +376,8 @@ def max_tags() -> int:
 def max_tag_length() -> int:
     """Longest tag, in characters (IDENTIFY closes 4002 above). Default 64."""
     return _positive("FILESHARE_MAX_TAG_LENGTH", 64)
+
+
 # -- Hardening: quotas, limits before the body, timeouts (docs/limits.md). ------------------
 
 

@@ -135,6 +135,8 @@ class ChannelLayerDown(FileshareError):
 
     http_status = 503
     error = "channel_layer_unavailable"
+
+
 class LimitReached(FileshareError):
     """A per-client cap is reached (services owned, subscriptions, subscribers of a service)."""
 

@@ -92,9 +92,7 @@ class Subscription(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["service", "client"], name="fileshare_one_subscription")
-        ]
+        constraints = [models.UniqueConstraint(fields=["service", "client"], name="fileshare_one_subscription")]
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
@@ -122,9 +120,7 @@ class StoredFile(models.Model):
     modified_at = models.DateTimeField()
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["owner", "path"], name="fileshare_one_path_per_owner")
-        ]
+        constraints = [models.UniqueConstraint(fields=["owner", "path"], name="fileshare_one_path_per_owner")]
         ordering = ["owner_id", "path"]
 
     def __str__(self) -> str:
@@ -183,9 +179,7 @@ class UploadPart(models.Model):
     blob = models.CharField(max_length=1024, unique=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["upload", "offset"], name="fileshare_one_part_per_offset")
-        ]
+        constraints = [models.UniqueConstraint(fields=["upload", "offset"], name="fileshare_one_part_per_offset")]
         ordering = ["upload_id", "offset"]
 
     def __str__(self) -> str:

@@ -143,9 +143,13 @@ def _check_utf8(value: JsonObject) -> None:
         for key, child in items:
             here = f"{where}[{key}]" if isinstance(key, int) else (f"{where}.{key}" if where else str(key))
             if isinstance(key, str) and not _encodable(key):
-                raise DecodeError(f"a key in {where or 'the frame'} holds a lone surrogate (\\ud800-\\udfff): not UTF-8 text")
+                raise DecodeError(
+                    f"a key in {where or 'the frame'} holds a lone surrogate (\\ud800-\\udfff): not UTF-8 text"
+                )
             if isinstance(child, str) and not _encodable(child):
-                raise DecodeError(f'field "{quote(here, 60)[1:-1]}" holds a lone surrogate (\\ud800-\\udfff): not UTF-8 text')
+                raise DecodeError(
+                    f'field "{quote(here, 60)[1:-1]}" holds a lone surrogate (\\ud800-\\udfff): not UTF-8 text'
+                )
             if isinstance(child, (dict, list)):
                 stack.append((child, here))
     raise DecodeError("frame holds a lone surrogate (\\ud800-\\udfff): not UTF-8 text")
@@ -217,7 +221,9 @@ def text_list(payload: JsonObject, name: str, max_items: int, max_length: int) -
     strings of at most ``max_length`` characters without control characters."""
     values = string_list(payload, name)
     if len(values) > max_items:
-        raise ShapeError(f'{payload.get("type")}: field "{name}" has {len(values)} items; at most {max_items} are allowed')
+        raise ShapeError(
+            f'{payload.get("type")}: field "{name}" has {len(values)} items; at most {max_items} are allowed'
+        )
     for index, value in enumerate(values):
         _check_label(payload, f'"{name}[{index}]"', value, max_length)
     return values
@@ -225,9 +231,11 @@ def text_list(payload: JsonObject, name: str, max_items: int, max_length: int) -
 
 def _check_label(payload: JsonObject, what: str, value: str, max_length: int) -> None:
     if len(value) > max_length:
-        raise ShapeError(f'{payload.get("type")}: {what} is {len(value)} characters long; at most {max_length} are allowed')
+        raise ShapeError(
+            f"{payload.get('type')}: {what} is {len(value)} characters long; at most {max_length} are allowed"
+        )
     if _CONTROL.search(value) is not None:
-        raise ShapeError(f'{payload.get("type")}: {what} holds a control character (such as NUL or a line break)')
+        raise ShapeError(f"{payload.get('type')}: {what} holds a control character (such as NUL or a line break)")
 
 
 _JSON_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list", bool: "a boolean"}

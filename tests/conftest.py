@@ -43,8 +43,13 @@ def client_row() -> Any:
 
     instance = ServerInstance.objects.create(hostname="h", pid=1, heartbeat_at=timezone.now())
     return LiveClient.objects.create(
-        name="owner", version="0.2.0", key=uuid.uuid4(), public_id=uuid.uuid4(),
-        channel_name="c1", folder="owner.abc", instance=instance,
+        name="owner",
+        version="0.2.0",
+        key=uuid.uuid4(),
+        public_id=uuid.uuid4(),
+        channel_name="c1",
+        folder="owner.abc",
+        instance=instance,
     )
 
 

@@ -67,8 +67,12 @@ def test_no_admin_lists_searches_filters_or_orders_by_a_secret_field() -> None:
         if model._meta.app_label != "fileshare":
             continue
         named = [
-            *(model_admin.list_display or ()), *(model_admin.list_filter or ()), *(model_admin.search_fields or ()),
-            *(model_admin.ordering or ()), *(model_admin.fields or ()), *(model_admin.readonly_fields or ()),
+            *(model_admin.list_display or ()),
+            *(model_admin.list_filter or ()),
+            *(model_admin.search_fields or ()),
+            *(model_admin.ordering or ()),
+            *(model_admin.fields or ()),
+            *(model_admin.readonly_fields or ()),
         ]
         for entry in named:
             text = entry if isinstance(entry, str) else str(entry)

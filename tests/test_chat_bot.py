@@ -12,7 +12,10 @@ from tests.support.server import REPO, ServerProcess
 async def test_two_users_chat_through_the_bot(server: ServerProcess, name: str) -> None:
     service = f"room_{name}"
     bot = await asyncio.create_subprocess_exec(
-        sys.executable, str(REPO / "examples" / "chat_bot.py"), server.url, service,
+        sys.executable,
+        str(REPO / "examples" / "chat_bot.py"),
+        server.url,
+        service,
         stdout=asyncio.subprocess.PIPE,
     )
     try:

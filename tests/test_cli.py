@@ -31,12 +31,17 @@ def cli_env(server: ServerProcess | None) -> dict[str, str]:
     return env
 
 
-def concierge(server: ServerProcess | None, *args: str, cwd: Path | None = None,
-              timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def concierge(
+    server: ServerProcess | None, *args: str, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run ``concierge ARGS`` to its end (as the installed console script would: ``python -m``)."""
     return subprocess.run(
-        [sys.executable, "-m", "concierge_client.cli", *args], env=cli_env(server), cwd=cwd,
-        capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "concierge_client.cli", *args],
+        env=cli_env(server),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -45,8 +50,12 @@ class Running:
 
     def __init__(self, server: ServerProcess, *args: str, cwd: Path | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "concierge_client.cli", *args], env=cli_env(server), cwd=cwd,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "concierge_client.cli", *args],
+            env=cli_env(server),
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -121,8 +130,9 @@ def wait_until_gone(server: ServerProcess, name: str) -> None:
 # -- share and get --------------------------------------------------------------------------------
 
 
-def test_share_in_one_process_and_get_in_another(server: ServerProcess, running: list[Running], name: str,
-                                                 tmp_path: Path) -> None:
+def test_share_in_one_process_and_get_in_another(
+    server: ServerProcess, running: list[Running], name: str, tmp_path: Path
+) -> None:
     first = tmp_path / "notes.txt"
     first.write_text("shared notes\n")
     second = tmp_path / "data.bin"
@@ -148,7 +158,10 @@ def test_share_in_one_process_and_get_in_another(server: ServerProcess, running:
     listed = concierge(server, "ls", name)
     assert listed.stdout.splitlines() == [f"file\t{MiB + 7}\tdata.bin", "file\t13\tnotes.txt"]
     as_json = [json.loads(line) for line in concierge(server, "ls", name, "--json").stdout.splitlines()]
-    assert [(e["path"], e["type"], e["permissions"]) for e in as_json] == [("data.bin", "file", 1), ("notes.txt", "file", 1)]
+    assert [(e["path"], e["type"], e["permissions"]) for e in as_json] == [
+        ("data.bin", "file", 1),
+        ("notes.txt", "file", 1),
+    ]
     assert f"dir\t-\t{name}/" in concierge(server, "ls").stdout.splitlines()
 
     code, err = share.stop(signal.SIGTERM)
@@ -158,8 +171,9 @@ def test_share_in_one_process_and_get_in_another(server: ServerProcess, running:
     assert gone.returncode == 5 and "not_found" in one_error_line(gone)
 
 
-def test_share_as_a_path_and_sigint_ends_it_cleanly(server: ServerProcess, running: list[Running], name: str,
-                                                    tmp_path: Path) -> None:
+def test_share_as_a_path_and_sigint_ends_it_cleanly(
+    server: ServerProcess, running: list[Running], name: str, tmp_path: Path
+) -> None:
     source = tmp_path / "a.txt"
     source.write_text("a")
     share = start(running, server, "share", str(source), "--name", name, "--as", "docs/renamed.txt")
@@ -169,8 +183,9 @@ def test_share_as_a_path_and_sigint_ends_it_cleanly(server: ServerProcess, runni
     assert code == 0 and err == ""
 
 
-def test_sigterm_while_share_is_still_uploading_closes_cleanly(server: ServerProcess, running: list[Running],
-                                                               name: str, tmp_path: Path) -> None:
+def test_sigterm_while_share_is_still_uploading_closes_cleanly(
+    server: ServerProcess, running: list[Running], name: str, tmp_path: Path
+) -> None:
     source = tmp_path / "large.bin"
     source.write_bytes(os.urandom(48 * MiB))
     share = start(running, server, "share", str(source), "--name", name, "--chunk-size", "1")
@@ -182,8 +197,9 @@ def test_sigterm_while_share_is_still_uploading_closes_cleanly(server: ServerPro
     wait_until_gone(server, name)
 
 
-def test_get_resumes_a_partial_file_and_verifies_it(server: ServerProcess, running: list[Running], name: str,
-                                                    tmp_path: Path) -> None:
+def test_get_resumes_a_partial_file_and_verifies_it(
+    server: ServerProcess, running: list[Running], name: str, tmp_path: Path
+) -> None:
     source = tmp_path / "big.bin"
     source.write_bytes(os.urandom(4 * MiB))
     share = start(running, server, "share", str(source), "--name", name)
@@ -206,8 +222,9 @@ def test_get_resumes_a_partial_file_and_verifies_it(server: ServerProcess, runni
     assert not dest.exists() and not Path(f"{dest}.part").exists()
 
 
-def test_rm_with_the_key_written_by_share(server: ServerProcess, running: list[Running], name: str,
-                                          tmp_path: Path) -> None:
+def test_rm_with_the_key_written_by_share(
+    server: ServerProcess, running: list[Running], name: str, tmp_path: Path
+) -> None:
     source = tmp_path / "gone.txt"
     source.write_text("x")
     key_file = tmp_path / "key"
@@ -246,7 +263,10 @@ def test_listen_prints_what_send_sends(server: ServerProcess, running: list[Runn
 def test_listen_stops_when_its_reader_goes(server: ServerProcess, name: str) -> None:
     pipeline = subprocess.Popen(
         f"{sys.executable} -m concierge_client.cli listen --name {name} | head -n 1",
-        shell=True, env=cli_env(server), stdout=subprocess.PIPE, text=True,
+        shell=True,
+        env=cli_env(server),
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert pipeline.stdout is not None

@@ -27,7 +27,9 @@ async def _identify(ws_url: str, name: str) -> tuple[str, int | None, websockets
         return "CLOSED", exc.rcvd.code if exc.rcvd else None, ws
 
 
-async def test_two_identifies_with_one_name_at_once_on_two_processes_exactly_one_wins(cluster: Cluster, name: str) -> None:
+async def test_two_identifies_with_one_name_at_once_on_two_processes_exactly_one_wins(
+    cluster: Cluster, name: str
+) -> None:
     a, b = cluster.processes
     for round_ in range(5):
         racer = f"{name}_{round_}"
@@ -92,7 +94,9 @@ async def test_a_killed_process_is_cleaned_up_by_another_within_30_s(make_cluste
     await survivor.close()
 
 
-async def test_clients_on_different_processes_message_subscribe_and_fetch_each_other(cluster: Cluster, name: str) -> None:
+async def test_clients_on_different_processes_message_subscribe_and_fetch_each_other(
+    cluster: Cluster, name: str
+) -> None:
     a, b = cluster.processes
     on_a = await connect(a.ws_url, f"{name}_a")
     on_b = await connect(b.ws_url, f"{name}_b")

@@ -30,7 +30,9 @@ def broken_self_fetch() -> Iterator[None]:
     handlers.HANDLERS["SELF_FETCH"] = original
 
 
-async def test_an_unexpected_handler_failure_answers_error_internal_and_keeps_the_socket(broken_self_fetch: None) -> None:
+async def test_an_unexpected_handler_failure_answers_error_internal_and_keeps_the_socket(
+    broken_self_fetch: None,
+) -> None:
     communicator = WebsocketCommunicator(ConciergeConsumer.as_asgi(), "/ws")
     connected, _ = await communicator.connect()
     assert connected

@@ -57,8 +57,13 @@ def test_the_dashboard_and_the_admin_run_under_the_policy_without_a_violation(
     page.wait_for_selector("body[data-live=on]", timeout=10_000)
     assert violations(page) == []
 
-    for path in ("/admin/", "/admin/fileshare/liveclient/", "/admin/fileshare/storedfile/?q=x",
-                 "/admin/fileshare/serverinstance/", "/admin/password_change/"):
+    for path in (
+        "/admin/",
+        "/admin/fileshare/liveclient/",
+        "/admin/fileshare/storedfile/?q=x",
+        "/admin/fileshare/serverinstance/",
+        "/admin/password_change/",
+    ):
         response = page.goto(server.url + path)
         assert response is not None and response.status == 200, path
         page.wait_for_load_state("load")

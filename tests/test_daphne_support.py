@@ -353,8 +353,13 @@ def stored_row(local_storage: Path, data: bytes) -> Any:
     (local_storage / "owner.x").mkdir(parents=True)
     (local_storage / "owner.x" / "blob.bin").write_bytes(data)
     return StoredFile(
-        path="a.bin", blob="owner.x/blob.bin", size=len(data), content_type="application/octet-stream",
-        sha256=hashlib.sha256(data).hexdigest(), modified_at=timezone.now(), owner_id=1,
+        path="a.bin",
+        blob="owner.x/blob.bin",
+        size=len(data),
+        content_type="application/octet-stream",
+        sha256=hashlib.sha256(data).hexdigest(),
+        modified_at=timezone.now(),
+        owner_id=1,
     )
 
 
@@ -558,7 +563,12 @@ def test_a_text_sent_at_once_to_many_connections_is_framed_once_and_refused_wher
 
     connection = Connection
 
-    a, b, full, closing = connection("a"), connection("b"), connection("full", HIGH_WATER + 1), connection("closing", state=2)
+    a, b, full, closing = (
+        connection("a"),
+        connection("b"),
+        connection("full", HIGH_WATER + 1),
+        connection("closing", state=2),
+    )
     server.connections = {p: {} for p in (a, b, full, closing)}
     text = '{"type": "CLIENT_JOINED"}'
 

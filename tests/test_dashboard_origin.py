@@ -55,7 +55,9 @@ async def test_behind_a_trusted_tls_proxy_the_https_origin_is_the_pages_own(spaw
     http = await operator_session(server, account)
     try:
         headers = {"Cookie": f"sessionid={http.cookies['sessionid']}", "Origin": f"https://{server.host}:{server.port}"}
-        async with websockets.connect(ws_url(server), additional_headers={**headers, "X-Forwarded-Proto": "https"}) as ws:
+        async with websockets.connect(
+            ws_url(server), additional_headers={**headers, "X-Forwarded-Proto": "https"}
+        ) as ws:
             assert '"ready"' in await asyncio.wait_for(ws.recv(), 5)
         with pytest.raises(websockets.InvalidStatus) as refused:
             await websockets.connect(ws_url(server), additional_headers=headers)

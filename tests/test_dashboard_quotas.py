@@ -16,7 +16,11 @@ QUOTA = 1_000_000
 
 @pytest.fixture
 def quota_server(spawn: Spawn) -> ServerProcess:
-    return spawn(FILESHARE_CLIENT_QUOTA_BYTES=str(QUOTA), FILESHARE_CLIENT_QUOTA_FILES="10", FILESHARE_STORE_QUOTA_BYTES="5000000")
+    return spawn(
+        FILESHARE_CLIENT_QUOTA_BYTES=str(QUOTA),
+        FILESHARE_CLIENT_QUOTA_FILES="10",
+        FILESHARE_STORE_QUOTA_BYTES="5000000",
+    )
 
 
 @pytest.fixture
@@ -71,5 +75,3 @@ def test_the_page_shows_a_bar_of_use_against_the_quota(quota_server: ServerProce
         loop.run(client.close())
     finally:
         loop.close()
-
-

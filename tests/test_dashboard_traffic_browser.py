@@ -167,7 +167,9 @@ def test_a_download_the_client_stops_reading_shows_in_flight_until_it_reads_the_
 ) -> None:
     client = clients.run(connect(server.ws_url, unique("reader")))
     size = 16 * 1024 * 1024
-    put = httpx.put(f"{server.url}/fs/{client.name}/big.bin", content=b"d" * size, headers={"Authorization": client.key})
+    put = httpx.put(
+        f"{server.url}/fs/{client.name}/big.bin", content=b"d" * size, headers={"Authorization": client.key}
+    )
     assert put.status_code == 201
     page = log_in(browser, server, operator, height=1300)
     row = transfer_row("transfers-table", "big.bin")

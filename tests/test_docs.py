@@ -158,7 +158,9 @@ def test_every_relative_link_stays_in_the_repository_and_exists(doc: Path) -> No
 
 def test_the_link_check_sees_escaping_and_missing_links(tmp_path: Path) -> None:
     doc = tmp_path / "x.md"
-    doc.write_text("[p](../shared/PROTOCOL.md) [s](https://tus.io/) [a](#top) [m](docs/missing.md#part)\n[r]: ../r.md\n")
+    doc.write_text(
+        "[p](../shared/PROTOCOL.md) [s](https://tus.io/) [a](#top) [m](docs/missing.md#part)\n[r]: ../r.md\n"
+    )
     assert relative_links(doc) == ["../shared/PROTOCOL.md", "docs/missing.md", "../r.md"]
 
 

@@ -89,9 +89,13 @@ async def http(deployment: Deployment) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def raw(deployment: Deployment, method: str, target: bytes, headers: dict[str, str] | None = None, body: bytes = b"") -> RawResponse:
+def raw(
+    deployment: Deployment, method: str, target: bytes, headers: dict[str, str] | None = None, body: bytes = b""
+) -> RawResponse:
     """A request whose target reaches the server byte for byte."""
-    return exchange(deployment.host, deployment.port, request_bytes(method, target, deployment.authority, headers, body))
+    return exchange(
+        deployment.host, deployment.port, request_bytes(method, target, deployment.authority, headers, body)
+    )
 
 
 def assert_json_error(response: RawResponse, status: int, error: str) -> None:
@@ -144,7 +148,10 @@ def test_plain_daphne_accepts_any_subprotocol_offer_too(
     plain_daphne: Deployment, offer: list[str], selected: str | None
 ) -> None:
     answer = exchange(
-        plain_daphne.host, plain_daphne.port, handshake_bytes(plain_daphne.authority, protocol_lines=offer), upgrade=True
+        plain_daphne.host,
+        plain_daphne.port,
+        handshake_bytes(plain_daphne.authority, protocol_lines=offer),
+        upgrade=True,
     )
     assert answer.status == 101, (answer.status, answer.reason)
     assert answer.headers.get("sec-websocket-protocol") == selected
@@ -266,11 +273,17 @@ async def test_a_service_written_like_the_originals_streams_answers_and_download
         # Meanwhile the uploader stores a file and names it in a MESSAGE to the service.
         body = os.urandom(300_000)
         async with httpx.AsyncClient(base_url=deployment.url, timeout=60) as http:
-            put = await http.put(f"/fs/{uploader.name}/scans/run 1.bin", content=body, headers={"x-fs-key": uploader.key})
+            put = await http.put(
+                f"/fs/{uploader.name}/scans/run 1.bin", content=body, headers={"x-fs-key": uploader.key}
+            )
         assert put.status_code == 201, put.text
         to_service = {"type": "SERVICE", "service": service.service}
         asked = await uploader.request(
-            {"type": "MESSAGE", "target": to_service, "data": {"request": "load", "file": f"/fs/{uploader.name}/scans/run%201.bin"}}
+            {
+                "type": "MESSAGE",
+                "target": to_service,
+                "data": {"request": "load", "file": f"/fs/{uploader.name}/scans/run%201.bin"},
+            }
         )
         assert asked["type"] == "OK", asked
         asked = await viewer.request({"type": "MESSAGE", "target": to_service, "data": {"request": "status"}})
@@ -342,13 +355,14 @@ def test_a_preflight_is_answered_with_the_key_range_checksum_and_tus_headers_all
     assert "access-control-allow-credentials" not in answer.headers
 
 
-async def test_answers_and_refusals_under_fs_and_tus_carry_cors_headers(
-    http: httpx.AsyncClient, owner: Client
-) -> None:
+async def test_answers_and_refusals_under_fs_and_tus_carry_cors_headers(http: httpx.AsyncClient, owner: Client) -> None:
     cross = {"Origin": ORIGIN, "x-fs-key": owner.key}
 
     def cors_ok(response: httpx.Response) -> None:
-        assert response.headers.get("access-control-allow-origin") == "*", (response.status_code, dict(response.headers))
+        assert response.headers.get("access-control-allow-origin") == "*", (
+            response.status_code,
+            dict(response.headers),
+        )
         assert listed(response.headers.get("access-control-expose-headers")) >= EXPOSED
 
     put = await http.put(f"/fs/{owner.name}/a.txt", content=b"0123456789", headers=cross)
@@ -365,7 +379,8 @@ async def test_answers_and_refusals_under_fs_and_tus_carry_cors_headers(
     assert listing.status_code == 200
     cors_ok(listing)
     created = await http.post(
-        f"/tus/{owner.name}/", headers={**cross, "Tus-Resumable": "1.0.0", "Upload-Length": "3", "Upload-Metadata": "filename dHVzLnR4dA=="},
+        f"/tus/{owner.name}/",
+        headers={**cross, "Tus-Resumable": "1.0.0", "Upload-Length": "3", "Upload-Metadata": "filename dHVzLnR4dA=="},
     )
     assert created.status_code == 201 and created.headers["location"]
     cors_ok(created)
@@ -392,7 +407,11 @@ def test_a_list_of_origins_restricts_cors(tmp_path: Path) -> None:
     allowed = "http://127.0.0.1:8111"
     started = start_deployment("run_command", tmp_path, FILESHARE_CORS_ORIGINS=f"{allowed},https://lab.example.org")
     try:
-        for origin, expected in ((allowed, allowed), ("https://lab.example.org", "https://lab.example.org"), (ORIGIN, None)):
+        for origin, expected in (
+            (allowed, allowed),
+            ("https://lab.example.org", "https://lab.example.org"),
+            (ORIGIN, None),
+        ):
             preflight = raw(
                 started, "OPTIONS", b"/fs/alice/a.bin", {"Origin": origin, "Access-Control-Request-Method": "PUT"}
             )
@@ -456,7 +475,9 @@ async def test_a_valid_utf8_name_is_stored_exactly(http: httpx.AsyncClient, owne
     "target", [b"/fs//x", b"/fs//", b"/tus/a/b/c", b"/tus/a/b/c/", b"/tus//"], ids=lambda t: t.decode()
 )
 @pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
-def test_an_unknown_route_under_fs_or_tus_answers_the_json_404(deployment: Deployment, target: bytes, method: str) -> None:
+def test_an_unknown_route_under_fs_or_tus_answers_the_json_404(
+    deployment: Deployment, target: bytes, method: str
+) -> None:
     assert_json_error(raw(deployment, method, target), 404, "not_found")
 
 
@@ -480,7 +501,9 @@ def test_a_header_name_the_server_cannot_parse_answers_json(deployment: Deployme
 
 
 @pytest.mark.parametrize("target", [b"/fs/a/b\xffc", b"/fs/a b", b"/fs/a\x00b"], ids=repr)
-def test_plain_daphne_answers_an_unparsable_request_line_with_the_json_400(plain_daphne: Deployment, target: bytes) -> None:
+def test_plain_daphne_answers_an_unparsable_request_line_with_the_json_400(
+    plain_daphne: Deployment, target: bytes
+) -> None:
     assert_json_error(raw(plain_daphne, "GET", target), 400, "bad_request")
 
 
@@ -513,7 +536,9 @@ def test_the_frontend_folder_is_served_with_content_types_and_index_files(
     [(b"/app", "/app/"), (b"/app/sub", "/app/sub/"), (b"/app/index.html", "/app/"),
      (b"/app/index.html?server=http%3A%2F%2Fh&name=n", "/app/?server=http%3A%2F%2Fh&name=n")],
 )  # fmt: skip
-def test_a_frontend_folder_redirects_to_its_index_with_the_query(deployment: Deployment, target: bytes, location: str) -> None:
+def test_a_frontend_folder_redirects_to_its_index_with_the_query(
+    deployment: Deployment, target: bytes, location: str
+) -> None:
     answer = raw(deployment, "GET", target)
     assert answer.status in {301, 302}
     resolved = httpx.URL(deployment.url + target.decode()).join(answer.headers["location"])
@@ -528,7 +553,11 @@ def test_a_frontend_folder_redirects_to_its_index_with_the_query(deployment: Dep
 def test_the_frontend_never_serves_a_file_outside_its_folder(deployment: Deployment, target: bytes) -> None:
     answer = raw(deployment, "GET", target)
     assert answer.status in {301, 302, 400, 404}, (target, answer.status)
-    assert b"SECRET_KEY" not in answer.body and b"root:" not in answer.body and b"execute_from_command_line" not in answer.body
+    assert (
+        b"SECRET_KEY" not in answer.body
+        and b"root:" not in answer.body
+        and b"execute_from_command_line" not in answer.body
+    )
 
 
 # -- The settings and the UTF-8 check, in-process ----------------------------------------------

@@ -50,7 +50,9 @@ async def test_put_then_get_returns_the_same_bytes_with_202(http: httpx.AsyncCli
 @pytest.mark.parametrize("size", [0, 1])
 async def test_tiny_files_round_trip(http: httpx.AsyncClient, owner: Client, size: int) -> None:
     data = b"z" * size
-    assert (await http.put(f"/fs/{owner.name}/t{size}", content=data, headers={"Authorization": owner.key})).status_code == 201
+    assert (
+        await http.put(f"/fs/{owner.name}/t{size}", content=data, headers={"Authorization": owner.key})
+    ).status_code == 201
     got = await http.get(f"/fs/{owner.name}/t{size}", headers={"Authorization": owner.key})
     assert (got.status_code, got.content) == (202, data)
 
@@ -87,12 +89,22 @@ async def test_all_three_key_header_forms_are_accepted(http: httpx.AsyncClient, 
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": ""}, {"Authorization": "not-a-uuid"}, {"Authorization": "Basic abc"},
-     {"Authorization": "3f2504e0-4f89-41d3-9a0c-0305e82c3301"}, {"x-fs-key": "Bearer"}],
+    [
+        {},
+        {"Authorization": ""},
+        {"Authorization": "not-a-uuid"},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "3f2504e0-4f89-41d3-9a0c-0305e82c3301"},
+        {"x-fs-key": "Bearer"},
+    ],
 )
-async def test_missing_malformed_or_unknown_keys_get_401(http: httpx.AsyncClient, owner: Client, headers: dict[str, str]) -> None:
+async def test_missing_malformed_or_unknown_keys_get_401(
+    http: httpx.AsyncClient, owner: Client, headers: dict[str, str]
+) -> None:
     for method in ("GET", "PUT", "DELETE"):
-        response = await http.request(method, f"/fs/{owner.name}/f", content=b"x" if method == "PUT" else None, headers=headers)
+        response = await http.request(
+            method, f"/fs/{owner.name}/f", content=b"x" if method == "PUT" else None, headers=headers
+        )
         assert response.status_code == 401, method
         assert error_of(response)["error"] == "unauthorized"
 
@@ -114,7 +126,9 @@ async def test_delete_removes_the_file_then_404(http: httpx.AsyncClient, owner: 
         assert response.status_code == 404 and error_of(response)["error"] == "not_found"
 
 
-async def test_deleting_a_folder_is_refused_with_501_and_keeps_its_files(http: httpx.AsyncClient, owner: Client) -> None:
+async def test_deleting_a_folder_is_refused_with_501_and_keeps_its_files(
+    http: httpx.AsyncClient, owner: Client
+) -> None:
     url = f"/fs/{owner.name}/kept/inside.txt"
     await http.put(url, content=b"stay", headers={"Authorization": owner.key})
     refused = await http.delete(f"/fs/{owner.name}/kept", headers={"Authorization": owner.key})
@@ -164,14 +178,18 @@ async def test_over_the_size_limit_is_413_and_nothing_is_stored(spawn_files_serv
 
 async def test_multipart_post_to_a_path_stores_one_file(http: httpx.AsyncClient, owner: Client) -> None:
     response = await http.post(
-        f"/fs/{owner.name}/forms/one.csv", files={"file": ("ignored.csv", b"a,b\n1,2\n")}, headers={"Authorization": owner.key}
+        f"/fs/{owner.name}/forms/one.csv",
+        files={"file": ("ignored.csv", b"a,b\n1,2\n")},
+        headers={"Authorization": owner.key},
     )
     assert response.status_code == 201
     got = await http.get(f"/fs/{owner.name}/forms/one.csv", headers={"Authorization": owner.key})
     assert got.content == b"a,b\n1,2\n"
 
 
-async def test_multipart_post_to_a_folder_stores_each_file_under_its_name(http: httpx.AsyncClient, owner: Client) -> None:
+async def test_multipart_post_to_a_folder_stores_each_file_under_its_name(
+    http: httpx.AsyncClient, owner: Client
+) -> None:
     files = [("files", ("a.txt", b"A")), ("files", ("b.json", b"{}")), ("other", ("c.bin", b"\x00"))]
     response = await http.post(f"/fs/{owner.name}/", files=files, headers={"Authorization": owner.key})
     assert response.status_code == 201
@@ -194,10 +212,14 @@ async def test_multipart_post_by_another_client_is_403(http: httpx.AsyncClient, 
     assert response.status_code == 403
 
 
-async def test_checksum_header_is_verified_and_a_mismatch_stores_nothing(http: httpx.AsyncClient, owner: Client) -> None:
+async def test_checksum_header_is_verified_and_a_mismatch_stores_nothing(
+    http: httpx.AsyncClient, owner: Client
+) -> None:
     data = b"checked body"
     good = hashlib.sha256(data).hexdigest()
-    ok = await http.put(f"/fs/{owner.name}/c1", content=data, headers={"Authorization": owner.key, "X-Checksum-SHA256": good})
+    ok = await http.put(
+        f"/fs/{owner.name}/c1", content=data, headers={"Authorization": owner.key, "X-Checksum-SHA256": good}
+    )
     assert ok.status_code == 201
     bad = await http.put(
         f"/fs/{owner.name}/c2", content=data, headers={"Authorization": owner.key, "X-Checksum-SHA256": "0" * 64}

@@ -42,7 +42,9 @@ def upload(client: LiveClient, path: str = "f.bin", **kw) -> files.Upload:  # ty
     return files.Upload(owner_id=client.pk, folder=client.folder, path=path, limit=kw.pop("limit", 10**6), **kw)
 
 
-def test_an_owner_leaving_during_the_write_leaves_no_blob_and_no_row(storage_root: Path, client_row: LiveClient) -> None:
+def test_an_owner_leaving_during_the_write_leaves_no_blob_and_no_row(
+    storage_root: Path, client_row: LiveClient
+) -> None:
     with pytest.raises(OwnerLeft):
         files._store(upload(client_row), LeavesMidway(client_row))
     assert not StoredFile.objects.exists()

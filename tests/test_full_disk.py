@@ -58,12 +58,20 @@ async def test_a_put_that_fills_the_disk_gets_507_and_is_logged(full_disk_server
     client = await connect(server.ws_url, name)
     try:
         # Declared length: spooled as it arrives until the volume is full.
-        head = rawhttp.head_bytes("PUT", f"/fs/{name}/big.bin", {"Content-Length": str(20 * MIB), "Authorization": client.key})
-        answer, _ = await asyncio.to_thread(rawhttp.send_while_reading, (server.host, server.port), head, rawhttp.plain(20 * MIB))
+        head = rawhttp.head_bytes(
+            "PUT", f"/fs/{name}/big.bin", {"Content-Length": str(20 * MIB), "Authorization": client.key}
+        )
+        answer, _ = await asyncio.to_thread(
+            rawhttp.send_while_reading, (server.host, server.port), head, rawhttp.plain(20 * MIB)
+        )
         assert_507(answer.status, answer.json())
         # Undeclared length (chunked): the same.
-        head = rawhttp.head_bytes("PUT", f"/fs/{name}/big2.bin", {"Transfer-Encoding": "chunked", "Authorization": client.key})
-        answer, _ = await asyncio.to_thread(rawhttp.send_while_reading, (server.host, server.port), head, rawhttp.chunked(20 * MIB))
+        head = rawhttp.head_bytes(
+            "PUT", f"/fs/{name}/big2.bin", {"Transfer-Encoding": "chunked", "Authorization": client.key}
+        )
+        answer, _ = await asyncio.to_thread(
+            rawhttp.send_while_reading, (server.host, server.port), head, rawhttp.chunked(20 * MIB)
+        )
         assert_507(answer.status, answer.json())
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
             # A form is parsed out of the spool and then written to storage: that write fails.
@@ -96,7 +104,19 @@ def private_redis(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int
         pytest.skip("redis-server is not installed")
     port = _free_port()
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -111,7 +111,6 @@ ranges = st.one_of(
 )
 
 
-
 def key_headers(live: Live) -> st.SearchStrategy[dict[str, str]]:
     return st.sampled_from(
         [
@@ -133,7 +132,9 @@ def assert_answer(response: httpx.Response, method: str) -> None:
         try:
             body = response.json()
         except ValueError:
-            raise AssertionError(f"not JSON: {method} {response.url} {response.status_code} {response.text[:300]!r}") from None
+            raise AssertionError(
+                f"not JSON: {method} {response.url} {response.status_code} {response.text[:300]!r}"
+            ) from None
         assert isinstance(body, dict) and set(body) == {"error", "detail"}, body
         assert body["detail"] and isinstance(body["error"], str)
         assert "\n" not in response.text.strip()
@@ -163,13 +164,30 @@ def test_fuzzed_file_api_requests_get_no_5xx_and_json_refusals(
         range_header=ranges,
         body=st.one_of(st.just(b""), st.binary(max_size=2048), st.just(b"z" * 300_000)),
         extra=st.dictionaries(
-            st.sampled_from(["If-None-Match", "If-Match", "If-Range", "If-Modified-Since", "X-Checksum-SHA256", "Content-Digest", "Content-Type", "Expect"]),
+            st.sampled_from(
+                [
+                    "If-None-Match",
+                    "If-Match",
+                    "If-Range",
+                    "If-Modified-Since",
+                    "X-Checksum-SHA256",
+                    "Content-Digest",
+                    "Content-Type",
+                    "Expect",
+                ]
+            ),
             header_value,
             max_size=3,
         ),
     )
     def one(
-        method: str, folder: str, path: str, keys: dict[str, str], range_header: str | None, body: bytes, extra: dict[str, str]
+        method: str,
+        folder: str,
+        path: str,
+        keys: dict[str, str],
+        range_header: str | None,
+        body: bytes,
+        extra: dict[str, str],
     ) -> None:
         headers = {**keys, **extra}
         if range_header is not None:
@@ -189,17 +207,19 @@ def _multipart(boundary: str, parts: list[tuple[str, str | None, bytes]]) -> byt
     out = b""
     for field, filename, content in parts:
         disposition = f'form-data; name="{field}"' + (f'; filename="{filename}"' if filename is not None else "")
-        out += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode("utf-8", "replace") + content + b"\r\n"
+        out += (
+            f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode("utf-8", "replace") + content + b"\r\n"
+        )
     return out + f"--{boundary}--\r\n".encode("utf-8", "replace")
 
 
 def test_fuzzed_multipart_uploads_get_no_5xx_and_json_refusals(
     fuzz_server: ServerProcess, live: Live, http: httpx.Client
 ) -> None:
-    boundaries = st.one_of(st.just("b0undary"), st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=80))
-    parts = st.lists(
-        st.tuples(printable, st.one_of(st.none(), any_text, segment), st.binary(max_size=512)), max_size=6
+    boundaries = st.one_of(
+        st.just("b0undary"), st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=80)
     )
+    parts = st.lists(st.tuples(printable, st.one_of(st.none(), any_text, segment), st.binary(max_size=512)), max_size=6)
 
     @RUNS
     @given(
@@ -210,7 +230,14 @@ def test_fuzzed_multipart_uploads_get_no_5xx_and_json_refusals(
         target=st.sampled_from(["", "one.txt", "sub/dir/", "a/b.txt"]),
         content_type=st.sampled_from(["multipart/form-data", "application/x-www-form-urlencoded", "text/plain", ""]),
     )
-    def one(boundary: str, declared: str | None, form: list[tuple[str, str | None, bytes]], garbage: bytes, target: str, content_type: str) -> None:
+    def one(
+        boundary: str,
+        declared: str | None,
+        form: list[tuple[str, str | None, bytes]],
+        garbage: bytes,
+        target: str,
+        content_type: str,
+    ) -> None:
         body = _multipart(boundary, form) + garbage
         ctype = content_type + (f"; boundary={declared}" if declared is not None else "")
         headers = {"Authorization": live.owner.key}
@@ -232,14 +259,18 @@ def test_fuzzed_multipart_uploads_get_no_5xx_and_json_refusals(
 def test_fuzzed_tus_requests_get_no_5xx_and_json_refusals(
     fuzz_server: ServerProcess, live: Live, http: httpx.Client
 ) -> None:
-    numbers = st.one_of(st.none(), st.integers(-5, 10**6).map(str), st.integers(4300, 5000).map(lambda n: "7" * n), header_value)
+    numbers = st.one_of(
+        st.none(), st.integers(-5, 10**6).map(str), st.integers(4300, 5000).map(lambda n: "7" * n), header_value
+    )
 
     @RUNS
     @given(
         method=st.sampled_from(["OPTIONS", "POST", "HEAD", "PATCH", "DELETE", "GET", "PUT"]),
         override=st.one_of(st.none(), st.sampled_from(["PATCH", "DELETE", "HEAD", "OPTIONS", "BREW"])),
         folder=st.sampled_from([live.owner.name, live.other.name, "nobody_here"]),
-        upload=st.one_of(st.just(""), st.uuids().map(str), printable.filter(lambda s: "/" not in s).map(lambda s: quote(s, safe=""))),
+        upload=st.one_of(
+            st.just(""), st.uuids().map(str), printable.filter(lambda s: "/" not in s).map(lambda s: quote(s, safe=""))
+        ),
         keys=key_headers(live),
         version=st.one_of(st.none(), st.sampled_from(["1.0.0", "0.2.0", ""])),
         length=numbers,
@@ -288,7 +319,9 @@ def test_fuzzed_downloads_of_a_file_get_no_5xx_and_json_refusals(
     url = f"/fs/{live.owner.name}/download.bin"
     stored = http.put(url, content=bytes(range(256)) * 4, headers={"Authorization": live.owner.key})
     assert stored.status_code == 201
-    validators = st.one_of(st.none(), header_value, st.just(f'"{stored.json()["sha256"]}"'), st.just("Thu, 01 Jan 2099 00:00:00 GMT"))
+    validators = st.one_of(
+        st.none(), header_value, st.just(f'"{stored.json()["sha256"]}"'), st.just("Thu, 01 Jan 2099 00:00:00 GMT")
+    )
 
     @RUNS
     @given(

@@ -116,9 +116,7 @@ plain = st.recursive(
 
 names = st.sampled_from(["fz_svc", "fz_svc2", "nobody", "", "a b", "x" * 65]).map(json.dumps)
 targets = st.builds(
-    lambda kind, name, ident, service: json.dumps(
-        {"type": kind, "name": name, "uuid": ident, "service": service}
-    ),
+    lambda kind, name, ident, service: json.dumps({"type": kind, "name": name, "uuid": ident, "service": service}),
     st.sampled_from(["NAME", "UUID", "SERVICE", "SERVICE_CLIENT_UUID", "ALL", "MOON", ""]),
     st.sampled_from(["fz_by", "fz_fuzzer", "ghost"]),
     st.sampled_from(["00000000-0000-4000-8000-000000000000", "not-a-uuid"]),
@@ -259,7 +257,9 @@ def test_every_fuzzed_frame_after_hello_gets_a_documented_answer_and_harms_nobod
 
 
 identify_values = st.one_of(
-    hostile, plain, st.lists(st.one_of(lone_surrogates, plain), max_size=3).map(lambda items: "[" + ",".join(items) + "]")
+    hostile,
+    plain,
+    st.lists(st.one_of(lone_surrogates, plain), max_size=3).map(lambda items: "[" + ",".join(items) + "]"),
 )
 
 

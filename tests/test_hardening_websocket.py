@@ -128,7 +128,9 @@ async def test_a_surrogate_pair_written_as_escapes_is_text_and_relayed(pair: tup
 
 
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", "1" + "0" * 400 + ".0"])
-async def test_numbers_json_cannot_carry_are_refused_and_never_relayed(pair: tuple[Client, Client], number: str) -> None:
+async def test_numbers_json_cannot_carry_are_refused_and_never_relayed(
+    pair: tuple[Client, Client], number: str
+) -> None:
     sender, bystander = pair
     reply = await sender.request('{"type":"MESSAGE","target":{"type":"ALL"},"data":[' + number + "]}")
     assert reply["type"] == "ERROR_PROTOCOL" and reply["desc"]
@@ -138,15 +140,24 @@ async def test_numbers_json_cannot_carry_are_refused_and_never_relayed(pair: tup
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("nickname", '"' + SURROGATE + '"'), ("tags", '["ok","' + SURROGATE + '"]'), ("name", '"a' + SURROGATE + '"'), ("nickname", "NaN")],
+    [
+        ("nickname", '"' + SURROGATE + '"'),
+        ("tags", '["ok","' + SURROGATE + '"]'),
+        ("name", '"a' + SURROGATE + '"'),
+        ("nickname", "NaN"),
+    ],
 )
-async def test_an_identify_that_cannot_be_decoded_closes_4002(server: ServerProcess, name: str, field: str, value: str) -> None:
+async def test_an_identify_that_cannot_be_decoded_closes_4002(
+    server: ServerProcess, name: str, field: str, value: str
+) -> None:
     frame = json.dumps(identify_payload(name))[:-1] + f',"{field}":{value}}}'
     code, reason = await refused(server.ws_url, frame)
     assert code == 4002 and reason
 
 
-async def test_self_set_seq_with_a_4300_digit_number_is_refused_and_the_next_reply_is_fine(pair: tuple[Client, Client]) -> None:
+async def test_self_set_seq_with_a_4300_digit_number_is_refused_and_the_next_reply_is_fine(
+    pair: tuple[Client, Client],
+) -> None:
     sender, bystander = pair
     huge = "9" * 4300
     reply = await sender.request('{"type":"SELF_SET_SEQ","seq":' + huge + "}")
@@ -205,7 +216,9 @@ def small_frames(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
     process.stop()
 
 
-async def collect_pages(client: Client, payload: dict[str, object], kind: str, key: str) -> tuple[list[object], list[int]]:
+async def collect_pages(
+    client: Client, payload: dict[str, object], kind: str, key: str
+) -> tuple[list[object], list[int]]:
     """Send a request; gather the items of every page of its reply, and each page's size in bytes."""
     number = await client.send(payload)
     items: list[object] = []
@@ -238,7 +251,10 @@ async def test_service_fetch_all_is_paged_within_the_frame_limit(small_frames: S
 
 
 async def test_client_fetch_all_is_paged_within_the_frame_limit(small_frames: ServerProcess, name: str) -> None:
-    crowd = [await connect(small_frames.ws_url, f"{name}_{i:02d}", nickname="N" * 255, tags=["t" * 64] * 8) for i in range(25)]
+    crowd = [
+        await connect(small_frames.ws_url, f"{name}_{i:02d}", nickname="N" * 255, tags=["t" * 64] * 8)
+        for i in range(25)
+    ]
     asker = crowd[0]
     clients, sizes = await collect_pages(asker, {"type": "CLIENT_FETCH_ALL"}, "CLIENT_FETCH_ALL_RESULT", "clients")
     assert len(sizes) > 1 and max(sizes) <= 16 * 1024
@@ -309,7 +325,9 @@ async def test_services_owned_over_the_cap_are_refused_with_bad(capped: ServerPr
     await owner.close()
 
 
-async def test_subscriptions_and_subscribers_over_their_caps_are_refused_with_bad(capped: ServerProcess, name: str) -> None:
+async def test_subscriptions_and_subscribers_over_their_caps_are_refused_with_bad(
+    capped: ServerProcess, name: str
+) -> None:
     owner = await connect(capped.ws_url, f"{name}_o")
     for i in range(3):
         await owner.request({"type": "SERVICE_CREATE", "service": f"{name}_{i}"})
@@ -398,7 +416,8 @@ async def test_nul_in_names_and_labels_on_postgresql_gets_clear_answers_not_inte
 
 
 async def test_a_client_busy_while_2000_services_go_gets_every_event_or_is_told_how_many_it_missed(
-    spawn, name: str  # type: ignore[no-untyped-def]
+    spawn,
+    name: str,  # type: ignore[no-untyped-def]
 ) -> None:
     server: ServerProcess = spawn(FILESHARE_MAX_SERVICES_PER_CLIENT="2000")
     owner = await connect(server.ws_url, f"{name}_o")
@@ -432,7 +451,8 @@ async def test_a_client_busy_while_2000_services_go_gets_every_event_or_is_told_
 
 
 async def test_across_processes_a_busy_client_gets_every_event_or_is_told_how_many_it_missed(
-    make_cluster, name: str  # type: ignore[no-untyped-def]
+    make_cluster,
+    name: str,  # type: ignore[no-untyped-def]
 ) -> None:
     """The same with Redis: the owner on one process, the busy client on the other."""
     group = make_cluster()

@@ -66,7 +66,9 @@ CORPUS = [
 ]
 
 
-def raw_request(server: ServerProcess, method: str, target: str, key: str, body: bytes | None = None) -> tuple[int, bytes]:
+def raw_request(
+    server: ServerProcess, method: str, target: str, key: str, body: bytes | None = None
+) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
     try:
         conn.putrequest(method, target, skip_accept_encoding=True)
@@ -90,7 +92,9 @@ async def test_hostile_path_never_escapes_the_owners_folder(files_server: Server
     outside = files_server.data_dir / "outside.txt"
     outside.write_bytes(b"untouchable")
     async with httpx.AsyncClient(base_url=files_server.url) as http:
-        put = await http.put(f"/fs/{victim.name}/secret.txt", content=b"victim data", headers={"Authorization": victim.key})
+        put = await http.put(
+            f"/fs/{victim.name}/secret.txt", content=b"victim data", headers={"Authorization": victim.key}
+        )
         assert put.status_code == 201
     # The corpus names "victim"; point it at this test's victim folder.
     target = f"/fs/{owner.name}/" + raw.replace("victim", victim.name)
@@ -112,7 +116,9 @@ async def test_hostile_path_never_escapes_the_owners_folder(files_server: Server
     await victim.close()
 
 
-async def _in_thread(server: ServerProcess, method: str, target: str, key: str, body: bytes | None) -> tuple[int, bytes]:
+async def _in_thread(
+    server: ServerProcess, method: str, target: str, key: str, body: bytes | None
+) -> tuple[int, bytes]:
     return await asyncio.to_thread(raw_request, server, method, target, key, body)
 
 

@@ -50,10 +50,15 @@ MALFORMED: dict[str, tuple[str, bytes]] = {
     ),
     "a 1 MB part header": (
         f"multipart/form-data; boundary={B}",
-        _parts(B, [(f'Content-Disposition: form-data; name="file"; filename="a.txt"\r\nX-Pad: {"p" * 1_000_000}', b"x")]),
+        _parts(
+            B, [(f'Content-Disposition: form-data; name="file"; filename="a.txt"\r\nX-Pad: {"p" * 1_000_000}', b"x")]
+        ),
     ),
     "garbage": (f"multipart/form-data; boundary={B}", os.urandom(50_000)),
-    "10,000 urlencoded fields": ("application/x-www-form-urlencoded", "&".join(f"f{i}=v" for i in range(10_000)).encode()),
+    "10,000 urlencoded fields": (
+        "application/x-www-form-urlencoded",
+        "&".join(f"f{i}=v" for i in range(10_000)).encode(),
+    ),
     "a part with no name": (f"multipart/form-data; boundary={B}", _parts(B, [("Content-Type: text/plain", b"x")])),
 }
 
@@ -64,7 +69,9 @@ async def test_a_malformed_form_to_a_folder_is_a_json_400_or_413(
 ) -> None:
     content_type, body = MALFORMED[case]
     for target in (f"/fs/{owner.name}/", f"/fs/{owner.name}/one.txt"):
-        response = await http.post(target, content=body, headers={"Authorization": owner.key, "Content-Type": content_type})
+        response = await http.post(
+            target, content=body, headers={"Authorization": owner.key, "Content-Type": content_type}
+        )
         assert_refused(response, 400, 413)
     assert_no_traceback(server)
 
@@ -103,9 +110,9 @@ async def test_a_form_file_name_that_is_no_plain_path_is_refused_not_changed(
     server: ServerProcess, http: httpx.AsyncClient, owner: Client, raw_name: bytes
 ) -> None:
     body = (
-        f"--{B}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"".encode()
+        f'--{B}\r\nContent-Disposition: form-data; name="file"; filename="'.encode()
         + raw_name
-        + f"\"\r\nContent-Type: text/plain\r\n\r\nx\r\n--{B}--\r\n".encode()
+        + f'"\r\nContent-Type: text/plain\r\n\r\nx\r\n--{B}--\r\n'.encode()
     )
     response = await http.post(
         f"/fs/{owner.name}/",

@@ -40,7 +40,9 @@ def build_wheel(out: Path) -> Path:
     """The wheel of this repository (no network: the shared venv's setuptools builds it)."""
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(REPO)],
-        check=True, capture_output=True, timeout=300,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     (wheel,) = out.glob("concierge-*.whl")
     return wheel
@@ -53,7 +55,8 @@ def newcomer_env(bin_dir: Path) -> dict[str, str]:
     shared_venv = str(Path(sys.executable).parent)
     path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != shared_venv]
     env = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if k not in {"VIRTUAL_ENV", "PYTHONPATH", "DJANGO_SETTINGS_MODULE"}
         and not k.startswith(("FILESHARE_", "CONCIERGE_", "DATABASE_URL", "REDIS_URL"))
     }
@@ -114,7 +117,11 @@ def test_a_fresh_project_following_the_install_page_serves_the_concierge(tmp_pat
         python = str(work / ".venv" / "bin" / "python")
         proc = subprocess.Popen(
             [python, *server_command[1:], "--port", "0", "--ready-file", str(ready)],
-            cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=project,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + 60
@@ -154,8 +161,12 @@ async def use_the_concierge(base: str, password: str) -> None:
             assert login.status_code == 200
             answer = await http.post(
                 "/dashboard/login/",
-                data={"username": "admin", "password": password, "next": "/dashboard/",
-                      "csrfmiddlewaretoken": http.cookies["csrftoken"]},
+                data={
+                    "username": "admin",
+                    "password": password,
+                    "next": "/dashboard/",
+                    "csrfmiddlewaretoken": http.cookies["csrftoken"],
+                },
             )
             assert answer.status_code == 302 and answer.headers["Location"] == "/dashboard/"
             dashboard = await http.get("/dashboard/")

@@ -29,7 +29,9 @@ async def wait_for_log(process: ServerProcess, pattern: str, timeout: float) -> 
     raise AssertionError(f"no log line matching {pattern!r} within {timeout} s:\n{process.log()[-3000:]}")
 
 
-async def test_a_client_that_closes_while_the_database_is_locked_leaves_once_it_is_free(spawn: Spawn, name: str) -> None:
+async def test_a_client_that_closes_while_the_database_is_locked_leaves_once_it_is_free(
+    spawn: Spawn, name: str
+) -> None:
     server = spawn(FILESHARE_LEASE_SECONDS="3")
     leaver = await connect(server.ws_url, name)
     watcher = await connect(server.ws_url, f"{name}_w")

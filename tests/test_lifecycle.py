@@ -23,8 +23,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def store_a_file(client: LiveClient) -> StoredFile:
     return StoredFile.objects.create(
-        owner=client, path="a.txt", blob="owner.abc/a.txt.1", size=1,
-        content_type="text/plain", sha256="0" * 64, modified_at=timezone.now(),
+        owner=client,
+        path="a.txt",
+        blob="owner.abc/a.txt.1",
+        size=1,
+        content_type="text/plain",
+        sha256="0" * 64,
+        modified_at=timezone.now(),
     )
 
 
@@ -68,7 +73,7 @@ def test_a_row_that_arrives_unseen_sends_the_leave_the_long_way(
     its foreign key. Simulated with a quick leave blind to files: the leave must still
     claim the client, keep the row for the folder's deletion, and lose nothing."""
     quick, claim, read = lifecycle._depart_sql()
-    blind = re.sub(r' AND NOT \(EXISTS\(.*\)\) RETURNING', " RETURNING", quick)
+    blind = re.sub(r" AND NOT \(EXISTS\(.*\)\) RETURNING", " RETURNING", quick)
     assert blind != quick
     monkeypatch.setattr(lifecycle, "_depart_sql", lambda: (blind, claim, read))
     store_a_file(client_row)
@@ -125,15 +130,25 @@ def crowd(client_row: LiveClient, size: int) -> list[LiveClient]:
     """``size`` more live clients on client_row's server; every fourth holds a file."""
     members = [
         LiveClient.objects.create(
-            name=f"crowd{i}", version="0.2.0", key=uuid.uuid4(), public_id=uuid.uuid4(),
-            channel_name=f"crowd-channel-{i}", folder=f"crowd{i}.abc", instance_id=client_row.instance_id,
+            name=f"crowd{i}",
+            version="0.2.0",
+            key=uuid.uuid4(),
+            public_id=uuid.uuid4(),
+            channel_name=f"crowd-channel-{i}",
+            folder=f"crowd{i}.abc",
+            instance_id=client_row.instance_id,
         )
         for i in range(size)
     ]
     for holder in members[::4]:
         StoredFile.objects.create(
-            owner=holder, path="a.txt", blob=f"{holder.folder}/a.txt.1", size=1,
-            content_type="text/plain", sha256="0" * 64, modified_at=timezone.now(),
+            owner=holder,
+            path="a.txt",
+            blob=f"{holder.folder}/a.txt.1",
+            size=1,
+            content_type="text/plain",
+            sha256="0" * 64,
+            modified_at=timezone.now(),
         )
     return members
 

@@ -164,9 +164,7 @@ async def test_a_chunked_body_stops_being_read_at_the_limit(small_server: Server
         )
         assert_json_error(answer, 413, "too_large")
         assert blast.sent < 100 * MIB, blast
-        listing = json.loads(
-            (await in_thread(_get, small_server, f"/fs/{client.name}/", client.key)).body
-        )
+        listing = json.loads((await in_thread(_get, small_server, f"/fs/{client.name}/", client.key)).body)
         assert listing["entries"] == []
     finally:
         await client.close()
@@ -179,7 +177,9 @@ async def test_a_chunked_body_within_the_limit_is_stored(small_server: ServerPro
         head = rawhttp.head_bytes(
             "PUT", f"/fs/{client.name}/ok.bin", {"Transfer-Encoding": "chunked", "Authorization": client.key}
         )
-        answer, _ = await in_thread(rawhttp.send_while_reading, address(small_server), head, rawhttp.chunked(MIB, 300_000))
+        answer, _ = await in_thread(
+            rawhttp.send_while_reading, address(small_server), head, rawhttp.chunked(MIB, 300_000)
+        )
         assert answer.status == 201, answer.body
         assert answer.json()["size"] == MIB
     finally:

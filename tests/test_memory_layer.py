@@ -34,7 +34,9 @@ async def test_each_receiver_gets_its_own_copy() -> None:
     assert (await layer.receive(two))["text"] == "hi"
 
 
-async def test_expired_messages_are_dropped_and_their_channel_leaves_its_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_expired_messages_are_dropped_and_their_channel_leaves_its_groups(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     layer = ConciergeMemoryLayer(expiry=0)
     monkeypatch.setattr(memory_layer, "CLEAN_EVERY", 0.0)
     gone, alive = await layer.new_channel(), await layer.new_channel()

@@ -153,7 +153,11 @@ async def test_service_lifecycle_payloads_and_broadcasts(trio: list[Client], nam
     info = {"name": service, "nickname": "Nick", "owner_uuid": a.public_id, "subscribers": []}
     assert created == {"type": "SERVICE_CREATE_RESULT", "successful": True, "service": info, "seq": 0}
     for client in (b, c):
-        assert await client.expect("SERVICE_CREATE_RESULT") == {"type": "SERVICE_CREATE_RESULT", "successful": True, "service": info}
+        assert await client.expect("SERVICE_CREATE_RESULT") == {
+            "type": "SERVICE_CREATE_RESULT",
+            "successful": True,
+            "service": info,
+        }
 
     again = await b.request({"type": "SERVICE_CREATE", "service": service})
     assert again["type"] == "SERVICE_CREATE_RESULT" and again["successful"] is False
@@ -168,7 +172,12 @@ async def test_service_lifecycle_payloads_and_broadcasts(trio: list[Client], nam
     assert service in [s["name"] for s in everything["services"]]
     assert (await b.request({"type": "SELF_FETCH"}))["subscriptions"] == [service]
     client_view = await c.request({"type": "CLIENT_FETCH", "uuid": b.public_id})
-    assert client_view == {"type": "CLIENT_FETCH_RESULT", "client": b.info, "subscriptions": [service], "seq": client_view["seq"]}
+    assert client_view == {
+        "type": "CLIENT_FETCH_RESULT",
+        "client": b.info,
+        "subscriptions": [service],
+        "seq": client_view["seq"],
+    }
 
     unsub = await b.request({"type": "SELF_UNSUBSCRIBE", "service": service})
     assert unsub["successful"] is True and unsub["service"]["subscribers"] == []
@@ -184,7 +193,9 @@ async def test_service_lifecycle_payloads_and_broadcasts(trio: list[Client], nam
         assert missing == {"type": "INVALID_SERVICE", "service": service, "seq": missing["seq"]}
 
 
-async def test_subscribe_events_go_to_subscribers_and_the_owner_only_if_subscribed(trio: list[Client], name: str) -> None:
+async def test_subscribe_events_go_to_subscribers_and_the_owner_only_if_subscribed(
+    trio: list[Client], name: str
+) -> None:
     owner, first, second = trio
     service = f"svc_{name}"
     await owner.request({"type": "SERVICE_CREATE", "service": service})

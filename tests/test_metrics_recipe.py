@@ -48,7 +48,9 @@ async def test_the_recipe_sums_every_process_and_admits_only_allowed_addresses(t
         drop_postgres_database(database)
     assert scrape.status_code == 200, scrape.text
     values = samples(scrape.text)
-    puts = values[("concierge_http_requests_total", (("method", "PUT"), ("route", "fileshare:file"), ("status", "201")))]
+    puts = values[
+        ("concierge_http_requests_total", (("method", "PUT"), ("route", "fileshare:file"), ("status", "201")))
+    ]
     assert puts == 8
     served = {pid for (metric, labels) in values if metric == "concierge_clients_connected" for key, pid in labels}
     assert served == {str(app.pid) for app in recipe.apps}  # one gauge per live process

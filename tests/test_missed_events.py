@@ -123,4 +123,3 @@ async def drain_after(layer: Any, channel: str, act: Any) -> list[dict[str, Any]
     await act()
     async with asyncio.timeout(5):
         return [await receiving]
-

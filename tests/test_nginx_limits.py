@@ -48,7 +48,9 @@ def assert_json(answer: rawhttp.Answer, status: int, error: str) -> None:
 async def test_a_keyless_upload_is_refused_by_nginx_before_its_body(recipe: Recipe, name: str, method: str) -> None:
     client = await connect(recipe.ws_url, name)
     try:
-        head = rawhttp.head_bytes(method, f"/fs/{name}/x.bin", {"Content-Length": str(300 * MIB), "Expect": "100-continue"})
+        head = rawhttp.head_bytes(
+            method, f"/fs/{name}/x.bin", {"Content-Length": str(300 * MIB), "Expect": "100-continue"}
+        )
         answer = await asyncio.to_thread(ask_headers_only, recipe, head)
         # nginx sends "100 Continue" before a refusal whenever it discards a body (unlike
         # runconcierge); the refusal follows at once, and the body is never stored.
@@ -63,9 +65,13 @@ async def test_a_foreign_or_over_quota_upload_is_refused_by_nginx_before_its_bod
     owner = await connect(recipe.ws_url, name)
     other = await connect(recipe.ws_url, name + "_x")
     try:
-        foreign = rawhttp.head_bytes("PUT", f"/fs/{name}/x.bin", {"Content-Length": str(10), "Authorization": other.key})
+        foreign = rawhttp.head_bytes(
+            "PUT", f"/fs/{name}/x.bin", {"Content-Length": str(10), "Authorization": other.key}
+        )
         assert_json(await asyncio.to_thread(ask_headers_only, recipe, foreign), 403, "forbidden")
-        over = rawhttp.head_bytes("PUT", f"/fs/{name}/x.bin", {"Content-Length": str(2 * MIB), "Authorization": owner.key})
+        over = rawhttp.head_bytes(
+            "PUT", f"/fs/{name}/x.bin", {"Content-Length": str(2 * MIB), "Authorization": owner.key}
+        )
         assert_json(await asyncio.to_thread(ask_headers_only, recipe, over), 413, "quota_exceeded")
         tus = rawhttp.head_bytes(
             "POST",

@@ -36,6 +36,7 @@ def tus_chunk(ctx: Any, value: Any) -> bytes:
     """A tus PATCH body is raw bytes, as application/octet-stream."""
     return value if isinstance(value, bytes) else str(value).encode()
 
+
 CHECKS = [
     checks.not_a_server_error,
     checks.status_code_conformance,
@@ -53,7 +54,9 @@ def template(route: str) -> str:
 
 
 def routes(patterns: list[URLPattern | URLResolver]) -> set[str]:
-    return {template(str(p.pattern)) for p in patterns if not str(p.pattern).lstrip("^").startswith(NOT_IN_THE_DOCUMENT)}
+    return {
+        template(str(p.pattern)) for p in patterns if not str(p.pattern).lstrip("^").startswith(NOT_IN_THE_DOCUMENT)
+    }
 
 
 def test_the_document_is_openapi_3_1_and_describes_every_route_for_programs() -> None:
@@ -71,13 +74,17 @@ def test_the_document_version_is_the_package_version() -> None:
 def test_every_documented_error_code_is_one_the_server_has() -> None:
     from fileshare import exceptions
 
-    statuses = {cls.http_status for cls in vars(exceptions).values() if isinstance(cls, type) and hasattr(cls, "http_status")}
+    statuses = {
+        cls.http_status for cls in vars(exceptions).values() if isinstance(cls, type) and hasattr(cls, "http_status")
+    }
     for path, item in DOCUMENT["paths"].items():
         for method, operation in item.items():
             if method == "parameters":
                 continue
             for code, answer in operation["responses"].items():
-                if answer.get("content", {}).get("application/json", {}).get("schema") == {"$ref": "#/components/schemas/Error"}:
+                if answer.get("content", {}).get("application/json", {}).get("schema") == {
+                    "$ref": "#/components/schemas/Error"
+                }:
                     assert int(code) in statuses, f"{method.upper()} {path}: {code} is no FileshareError's status"
 
 
@@ -90,7 +97,9 @@ def test_the_server_serves_the_document(server: ServerProcess) -> None:
 @pytest.mark.parametrize("path", ["/fs/schemathesis/", "/fs/schemathesis/one.txt"])
 def test_a_multipart_post_without_a_boundary_is_a_400(identified: Identified, path: str) -> None:
     response = httpx.post(
-        identified.url + path, content=b"x", headers={"Authorization": identified.key, "Content-Type": "multipart/form-data"}
+        identified.url + path,
+        content=b"x",
+        headers={"Authorization": identified.key, "Content-Type": "multipart/form-data"},
     )
     assert response.status_code == 400
     assert response.json()["error"] == "bad_request" and "multipart" in response.json()["detail"]

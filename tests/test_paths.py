@@ -19,7 +19,23 @@ def test_plain_relative_paths_pass_unchanged(raw: str) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "/etc/passwd", "..", "a/../b", "./a", "a//b", "a/", "a\\b", "a\x00b", "a\nb", "a\u202eb", "\u2025", "．．", "x" * 256, "a/" * 600],
+    [
+        "",
+        "/etc/passwd",
+        "..",
+        "a/../b",
+        "./a",
+        "a//b",
+        "a/",
+        "a\\b",
+        "a\x00b",
+        "a\nb",
+        "a\u202eb",
+        "\u2025",
+        "．．",
+        "x" * 256,
+        "a/" * 600,
+    ],
 )
 def test_unsafe_paths_are_refused(raw: str) -> None:
     with pytest.raises(InvalidPath):

@@ -12,7 +12,9 @@ def test_versions_compatible_with_caret_0_2_are_accepted(version: str) -> None:
     assert protocol.is_compatible_version(version)
 
 
-@pytest.mark.parametrize("version", ["0.3.0", "1.2.0", "0.1.9", "0.2", "v0.2.0", "0.02.0", "", None, 2, "0.2.0 ", "0.2.0\n"])
+@pytest.mark.parametrize(
+    "version", ["0.3.0", "1.2.0", "0.1.9", "0.2", "v0.2.0", "0.02.0", "", None, 2, "0.2.0 ", "0.2.0\n"]
+)
 def test_versions_outside_caret_0_2_or_not_semver_are_refused(version: object) -> None:
     assert not protocol.is_compatible_version(version)
 

@@ -227,7 +227,10 @@ async def test_file_list_joins_a_listing_sent_in_several_frames(make: Any, name:
 
 
 def test_the_synchronous_client_does_the_same(server: ServerProcess, name: str, tmp_path: Path) -> None:
-    with SyncConciergeClient(server.url, f"{name}_s") as sender, SyncConciergeClient(server.url, f"{name}_r") as receiver:
+    with (
+        SyncConciergeClient(server.url, f"{name}_s") as sender,
+        SyncConciergeClient(server.url, f"{name}_r") as receiver,
+    ):
         events = receiver.events(timeout=10)
         sender.send_to(f"{name}_r", {"sync": True})
         message = next(event for event in events if isinstance(event, Message))
@@ -357,18 +360,44 @@ async def test_resume_sends_the_token_and_reports_the_recovery(tmp_path: Path) -
         identify = json.loads(await ws.recv())
         seen.append(identify)
         if len(seen) == 1:
-            await ws.send(json.dumps({"type": "HELLO", "uuid": "k1", "version": "0.2.3",
-                                      "client": {"name": "r", "nickname": None, "uuid": "p1", "tags": []},
-                                      "session": {"token": "tok-1", "grace": 60}}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "HELLO",
+                        "uuid": "k1",
+                        "version": "0.2.3",
+                        "client": {"name": "r", "nickname": None, "uuid": "p1", "tags": []},
+                        "session": {"token": "tok-1", "grace": 60},
+                    }
+                )
+            )
             await asyncio.sleep(0.2)
             ws.transport.abort()  # a dropped connection, no close frame
             return
-        await ws.send(json.dumps({"type": "HELLO", "uuid": "k1", "version": "0.2.3", "resumed": True,
-                                  "missed": 1, "recovered": True,
-                                  "client": {"name": "r", "nickname": None, "uuid": "p1", "tags": []},
-                                  "session": {"token": "tok-2", "grace": 60}}))
-        await ws.send(json.dumps({"type": "MESSAGE", "data": "kept for you", "target": {"type": "NAME", "name": "r"},
-                                  "origin": {"name": "s", "nickname": None, "uuid": "p2", "tags": []}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "HELLO",
+                    "uuid": "k1",
+                    "version": "0.2.3",
+                    "resumed": True,
+                    "missed": 1,
+                    "recovered": True,
+                    "client": {"name": "r", "nickname": None, "uuid": "p1", "tags": []},
+                    "session": {"token": "tok-2", "grace": 60},
+                }
+            )
+        )
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "MESSAGE",
+                    "data": "kept for you",
+                    "target": {"type": "NAME", "name": "r"},
+                    "origin": {"name": "s", "nickname": None, "uuid": "p2", "tags": []},
+                }
+            )
+        )
         async for frame in ws:
             seen.append(json.loads(frame))
 
@@ -404,7 +433,9 @@ async def test_upload_download_list_and_delete_with_progress(make: Any, name: st
     assert [d for d, _ in up] == sorted(d for d, _ in up)
 
     down: list[tuple[int, int | None]] = []
-    got = await reader.files.download(f"{name}/sub/data.bin", tmp_path / "out.bin", progress=lambda d, t: down.append((d, t)))
+    got = await reader.files.download(
+        f"{name}/sub/data.bin", tmp_path / "out.bin", progress=lambda d, t: down.append((d, t))
+    )
     assert got.verified and got.sha256 == uploaded.sha256 and got.size == source.stat().st_size
     assert (tmp_path / "out.bin").read_bytes() == source.read_bytes()
     assert down[-1] == (got.size, got.size)
@@ -479,15 +510,21 @@ async def test_a_large_file_survives_an_interrupted_upload_and_download(make: An
 
     first: list[int] = []
     with pytest.raises(Interrupt):
-        await owner.files.upload(source, "big.bin", chunk_size=8 * MiB, url_store=UrlStore(store_path),
-                                 progress=cut_after(20 * MiB, first))
+        await owner.files.upload(
+            source, "big.bin", chunk_size=8 * MiB, url_store=UrlStore(store_path), progress=cut_after(20 * MiB, first)
+        )
     assert json.loads(store_path.read_text())  # the upload URL is remembered on disk
     # A new FileApi reading the same store, as a new process would.
     again = FileApi(owner.endpoints, key=owner.key, owner=name)
     second: list[int] = []
     try:
-        uploaded = await again.upload(source, "big.bin", chunk_size=8 * MiB, url_store=UrlStore(store_path),
-                                      progress=lambda d, t: second.append(d))
+        uploaded = await again.upload(
+            source,
+            "big.bin",
+            chunk_size=8 * MiB,
+            url_store=UrlStore(store_path),
+            progress=lambda d, t: second.append(d),
+        )
     finally:
         await again.aclose()
     assert uploaded.resumable and uploaded.resumed_from >= 16 * MiB and second[0] == uploaded.resumed_from

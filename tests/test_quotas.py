@@ -28,7 +28,12 @@ def tus_create(http: httpx.AsyncClient, name: str, key: str, path: str, length: 
     return asyncio.ensure_future(
         http.post(
             f"/tus/{name}/",
-            headers={"Authorization": key, "Tus-Resumable": "1.0.0", "Upload-Length": str(length), "Upload-Metadata": metadata},
+            headers={
+                "Authorization": key,
+                "Tus-Resumable": "1.0.0",
+                "Upload-Length": str(length),
+                "Upload-Metadata": metadata,
+            },
         )
     )
 
@@ -40,7 +45,9 @@ async def test_a_client_cannot_hold_more_bytes_than_its_quota(spawn: Spawn, name
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
             assert (await http.put(f"/fs/{name}/a.bin", content=b"a" * 600 * KIB, headers=auth)).status_code == 201
-            detail = refusal(await http.put(f"/fs/{name}/b.bin", content=b"b" * 600 * KIB, headers=auth), 413, "quota_exceeded")
+            detail = refusal(
+                await http.put(f"/fs/{name}/b.bin", content=b"b" * 600 * KIB, headers=auth), 413, "quota_exceeded"
+            )
             assert "quota" in detail
             # Replacing a file frees its bytes first.
             assert (await http.put(f"/fs/{name}/a.bin", content=b"c" * 900 * KIB, headers=auth)).status_code == 201

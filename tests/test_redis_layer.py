@@ -38,7 +38,9 @@ async def _counters(prefix: str) -> list[bytes]:
         await client.aclose()
 
 
-async def test_capacity_counts_one_channel_not_its_whole_process(pair: tuple[ConciergeRedisLayer, ConciergeRedisLayer]) -> None:
+async def test_capacity_counts_one_channel_not_its_whole_process(
+    pair: tuple[ConciergeRedisLayer, ConciergeRedisLayer],
+) -> None:
     sender, receiver = pair
     slow, other = await receiver.new_channel(), await receiver.new_channel()
     for i in range(5):
@@ -94,7 +96,9 @@ async def test_messages_handed_over_without_waiting_arrive_in_order_exactly_thos
     assert len(accepted) >= 5
 
 
-async def test_a_full_channel_refuses_a_message_sent_without_waiting(pair: tuple[ConciergeRedisLayer, ConciergeRedisLayer]) -> None:
+async def test_a_full_channel_refuses_a_message_sent_without_waiting(
+    pair: tuple[ConciergeRedisLayer, ConciergeRedisLayer],
+) -> None:
     sender, receiver = pair
     channel = await receiver.new_channel()
     futures = [sender.send_in_order(channel, {"type": "m", "i": i}) for i in range(8)]

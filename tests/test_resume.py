@@ -230,9 +230,7 @@ async def test_a_wrong_token_for_a_held_or_live_name_is_refused_with_4005(held_s
     try:
         await cut(held_server, held)
         for name in (live.name, held.name):
-            code, reason = await refused(
-                held_server.ws_url, json.dumps(identify_payload(name, resume="not-the-token"))
-            )
+            code, reason = await refused(held_server.ws_url, json.dumps(identify_payload(name, resume="not-the-token")))
             assert code == 4005, reason
         # The held session is untouched by the refusal.
         back = await connect(held_server.ws_url, held.name, resume=held.hello["session"]["token"])
@@ -286,7 +284,9 @@ async def test_a_session_of_a_killed_server_process_is_held_and_resumes_on_its_s
     name = unique("survivor")
     client = await connect(first.ws_url, name, resume=True)
     async with httpx.AsyncClient(base_url=first.url) as http:
-        assert (await http.put(f"/fs/{name}/kept.txt", content=b"kept", headers={"Authorization": client.key})).status_code == 201
+        assert (
+            await http.put(f"/fs/{name}/kept.txt", content=b"kept", headers={"Authorization": client.key})
+        ).status_code == 201
     first.kill()
     second = start_server(first.env, first.data_dir, "second", "--port", str(first.port))
     try:

@@ -17,10 +17,18 @@ from fileshare.presence.instance import _claim_expired
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def row(instance: ServerInstance, name: str, session_hash: str | None = None, held_for: float | None = None) -> LiveClient:
+def row(
+    instance: ServerInstance, name: str, session_hash: str | None = None, held_for: float | None = None
+) -> LiveClient:
     return LiveClient.objects.create(
-        name=name, version="0.2.0", key=uuid.uuid4(), public_id=uuid.uuid4(), channel_name=f"ch.{name}",
-        folder=f"{name}.f", instance=instance, session_hash=session_hash,
+        name=name,
+        version="0.2.0",
+        key=uuid.uuid4(),
+        public_id=uuid.uuid4(),
+        channel_name=f"ch.{name}",
+        folder=f"{name}.f",
+        instance=instance,
+        session_hash=session_hash,
         held_until=None if held_for is None else timezone.now() + timedelta(seconds=held_for),
     )
 

@@ -22,7 +22,11 @@ def run_briefly(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[
     """``runconcierge`` that is expected to stop by itself (a failed self-check)."""
     return subprocess.run(
         [sys.executable, "manage.py", "runconcierge", "--port", "0", *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -36,7 +40,9 @@ def test_host_and_port_default_to_loopback_64209_without_project_settings() -> N
 def test_prints_the_backends_and_the_login_url_on_the_port_it_bound(server: ServerProcess) -> None:
     log = server.log()
     assert "backends: database sqlite, channel layer in-memory, storage filesystem" in log
-    assert f"Dashboard: http://127.0.0.1:{server.port}/dashboard/ (log in at http://127.0.0.1:{server.port}/login/)" in log
+    assert (
+        f"Dashboard: http://127.0.0.1:{server.port}/dashboard/ (log in at http://127.0.0.1:{server.port}/login/)" in log
+    )
 
 
 def test_the_login_url_honours_base_url(tmp_path: Path) -> None:
@@ -45,7 +51,10 @@ def test_the_login_url_honours_base_url(tmp_path: Path) -> None:
     process = start_server(env, tmp_path, "proxied", "--base-url", "https://concierge.example/")
     try:
         assert httpx.get(f"{process.url}/healthz").status_code == 200
-        assert "Dashboard: https://concierge.example/dashboard/ (log in at https://concierge.example/login/)" in process.log()
+        assert (
+            "Dashboard: https://concierge.example/dashboard/ (log in at https://concierge.example/login/)"
+            in process.log()
+        )
     finally:
         process.stop()
 

@@ -48,8 +48,11 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:
 
 async def test_cookies_are_secure_on_https_requests_and_not_on_plain_http(proxied: ServerProcess) -> None:
     account = create_account(proxied, f"op_{uuid.uuid4().hex[:6]}", staff=True)
-    https = {"X-Forwarded-Proto": "https", "Origin": f"https://{proxied.host}:{proxied.port}",
-             "Referer": f"https://{proxied.host}:{proxied.port}/login/"}
+    https = {
+        "X-Forwarded-Proto": "https",
+        "Origin": f"https://{proxied.host}:{proxied.port}",
+        "Referer": f"https://{proxied.host}:{proxied.port}/login/",
+    }
     answer = await log_in(proxied, account, https)
     assert answer.status_code == 302, answer.text
     cookies = set_cookies(answer)

@@ -70,9 +70,7 @@ def test_button_click_changes_text() -> None:
         status = page.locator("#status")
         assert status.text_content() == "Not clicked yet"
         page.click("#go")
-        page.wait_for_function(
-            "document.getElementById('status').textContent === 'Clicked!'", timeout=10_000
-        )
+        page.wait_for_function("document.getElementById('status').textContent === 'Clicked!'", timeout=10_000)
         assert status.text_content() == "Clicked!"
         shot = save_screenshot(page, "test_support_browser_click")
         page.close()

@@ -110,5 +110,7 @@ def test_an_optional_library_that_is_not_installed_is_not_a_problem(monkeypatch:
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "channels_redis" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "channels_redis" else real(name, *a)
+    )
     assert upstream.problems() == []

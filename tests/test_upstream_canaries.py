@@ -47,7 +47,18 @@ def stock_daphne() -> Iterator[str]:
     """Stock daphne (none of fileshare/server/'s patches) serving close_with_reason."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port), f"{__name__}:close_with_reason"],
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-v",
+            "0",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            f"{__name__}:close_with_reason",
+        ],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -142,7 +142,11 @@ async def respond(request: HttpRequest, row: StoredFile, path: str) -> HttpRespo
         request, etag=etag, last_modified=last_modified, response=HttpResponse(status=202, headers=headers)
     )
     if decided.status_code == 412:
-        current = f"the file's current ETag is {etag}" if etag else "the file has no ETag yet (its checksum is being computed)"
+        current = (
+            f"the file's current ETag is {etag}"
+            if etag
+            else "the file has no ETag yet (its checksum is being computed)"
+        )
         return error_response(PreconditionFailed(current))
     if decided.status_code == 304:
         return _not_modified(headers)

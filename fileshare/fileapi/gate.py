@@ -143,7 +143,9 @@ async def admit(head: Head) -> Admission:
         admission = _within(head, conf.max_upload_bytes(), "the body")
     tus_length = _length(head, "Upload-Length") if where.api == "tus" and method == "POST" and not where.rest else None
     if tus_length is not None and tus_length > conf.max_upload_bytes():
-        raise TooLarge(f"Upload-Length {tus_length} is over the limit of {conf.max_upload_bytes()} bytes (Tus-Max-Size)")
+        raise TooLarge(
+            f"Upload-Length {tus_length} is over the limit of {conf.max_upload_bytes()} bytes (Tus-Max-Size)"
+        )
     room: Room | None = await registry.db(_judge)(key, where, tus_length, head.declared)
     if room is not None and room.left < admission.limit:
         return Admission(max(room.left, 0), room.over)
@@ -174,7 +176,12 @@ def _judge(key: str, where: Route, tus_length: int | None, declared: int | None)
     quotas.check(client.pk, declared or 0, replacing=replacing, new_file=replacing is None and bool(where.rest))
     client_left, store_left = quotas.room(client.pk, replacing=replacing)
     if client_left is not None and (store_left is None or client_left <= store_left):
-        return Room(client_left, QuotaExceeded(f"the body is over the {max(client_left, 0)} bytes left in the client's quota"))
+        return Room(
+            client_left, QuotaExceeded(f"the body is over the {max(client_left, 0)} bytes left in the client's quota")
+        )
     if store_left is not None:
-        return Room(store_left, InsufficientStorage(f"the body is over the {max(store_left, 0)} bytes left in the store's quota"))
+        return Room(
+            store_left,
+            InsufficientStorage(f"the body is over the {max(store_left, 0)} bytes left in the store's quota"),
+        )
     return None

@@ -212,7 +212,9 @@ class ConciergeRedisLayer(Takers, RedisChannelLayer):
         ``_unreachable``); ``what`` names what was not sent."""
         self._unreachable(exc)
         metrics.LAYER_ERRORS.labels("send").inc()
-        return ChannelLayerDown(f"the channel layer (Redis) is unreachable, so {what} could not be sent; try again later")
+        return ChannelLayerDown(
+            f"the channel layer (Redis) is unreachable, so {what} could not be sent; try again later"
+        )
 
     def _reachable(self) -> None:
         """Redis answered: log the end of an outage (once)."""

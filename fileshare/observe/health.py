@@ -159,10 +159,7 @@ def self_check(layer_alias: str = "default") -> str:
         raise BackendUnavailable(
             f"the storage ({storage_backend()}) is unreachable: {type(exc).__name__}: {exc}"
         ) from exc
-    return (
-        f"backends: database {database_backend()}, channel layer {layer_backend(layer)}, "
-        f"storage {storage_backend()}"
-    )
+    return f"backends: database {database_backend()}, channel layer {layer_backend(layer)}, storage {storage_backend()}"
 
 
 async def _probe_and_close(layer: BaseChannelLayer | None) -> None:

@@ -39,7 +39,9 @@ async def readiness(request: HttpRequest) -> HttpResponse:
     ready = all(probe.ok for probe in probes)
     for probe in probes:
         if not probe.ok:
-            logger.warning("readiness: the %s (%s) failed: %s: %s", probe.name, probe.backend, probe.error, probe.detail)
+            logger.warning(
+                "readiness: the %s (%s) failed: %s: %s", probe.name, probe.backend, probe.error, probe.detail
+            )
     body = {"status": "ready" if ready else "unavailable", "checks": {p.name: p.as_json() for p in probes}}
     return JsonResponse(body, status=200 if ready else 503, headers=NO_STORE)
 

@@ -69,9 +69,7 @@ class Instance:
         now = timezone.now()
         if ServerInstance.objects.filter(pk=self.id).update(heartbeat_at=now):
             return True
-        ServerInstance.objects.create(
-            id=self.id, hostname=socket.gethostname(), pid=os.getpid(), heartbeat_at=now
-        )
+        ServerInstance.objects.create(id=self.id, hostname=socket.gethostname(), pid=os.getpid(), heartbeat_at=now)
         return False
 
     async def _run(self) -> None:
@@ -104,9 +102,7 @@ def _claim_expired(exclude: uuid.UUID | None) -> list[tuple[uuid.UUID, list[int]
     for row in ServerInstance.objects.filter(heartbeat_at__lt=cutoff).exclude(pk=exclude):
         # Pushing the heartbeat forward claims the row; if this sweeper dies too,
         # the claim lapses like any lease and another process takes over.
-        if ServerInstance.objects.filter(pk=row.pk, heartbeat_at=row.heartbeat_at).update(
-            heartbeat_at=now
-        ):
+        if ServerInstance.objects.filter(pk=row.pk, heartbeat_at=row.heartbeat_at).update(heartbeat_at=now):
             # A client whose leave already started is another's to finish (lifecycle.finish_stale).
             # A resumable session (docs/sessions.md) is held for its grace, not left at once;
             # a held one stays until its grace ends, and a later sweep takes it.
@@ -131,7 +127,9 @@ async def sweep(exclude: uuid.UUID | None = None) -> int:
     """Remove the clients of every process whose lease lapsed; returns how many."""
     count = 0
     for instance_id, client_ids in await db(_claim_expired)(exclude):
-        logger.warning("server process %s stopped renewing its lease; removing its %d clients", instance_id, len(client_ids))
+        logger.warning(
+            "server process %s stopped renewing its lease; removing its %d clients", instance_id, len(client_ids)
+        )
         metrics.LEASE_SWEEPS.inc()
         for client_id in client_ids:
             if await leave(client_id, "its server process died", force=True):

@@ -41,7 +41,9 @@ def new_token() -> tuple[str, str]:
 
 def _hold(client_id: int, session_hash: str, seconds: float) -> bool:
     until = timezone.now() + timedelta(seconds=seconds)
-    rows = LiveClient.objects.filter(pk=client_id, session_hash=session_hash, left_at__isnull=True, held_until__isnull=True)
+    rows = LiveClient.objects.filter(
+        pk=client_id, session_hash=session_hash, left_at__isnull=True, held_until__isnull=True
+    )
     return bool(rows.update(held_until=until))
 
 

@@ -364,7 +364,6 @@ class LazyBodyQueue(asyncio.Queue):  # type: ignore[type-arg]
         return {"type": "http.request", "body": chunk, "more_body": more}
 
 
-
 # -- Flow control and response files -----------------------------------------------------
 #
 # Daphne's send() writes into Twisted's transport buffer and returns: a client
@@ -394,8 +393,10 @@ def buffered_bytes(transport: Any) -> int:
     """Bytes a Twisted transport holds that the kernel has not taken yet."""
     if transport is None:
         return 0
-    return len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0) + getattr(
-        transport, "_tempDataLen", 0
+    return (
+        len(getattr(transport, "dataBuffer", b""))
+        - getattr(transport, "offset", 0)
+        + getattr(transport, "_tempDataLen", 0)
     )
 
 

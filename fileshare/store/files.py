@@ -120,9 +120,7 @@ def _store(upload: Upload, source: Source) -> StoredFile:
             _check_conflicts(upload.owner_id, upload.path)
             _check_quotas(upload, size)
             now = timezone.now()
-            row = StoredFile.objects.select_for_update().filter(
-                owner_id=upload.owner_id, path=upload.path
-            ).first()
+            row = StoredFile.objects.select_for_update().filter(owner_id=upload.owner_id, path=upload.path).first()
             if row is None:
                 row = StoredFile(owner_id=upload.owner_id, path=upload.path)
             else:
@@ -245,4 +243,3 @@ async def read_chunks(blob: str, start: int = 0, end: int | None = None) -> Asyn
             yield chunk
     finally:
         await sync_to_async(handle.close, thread_sensitive=False)()
-

@@ -72,7 +72,11 @@ class Report:
     def clean(self) -> bool:
         """True when storage and index agreed (recent orphans aside)."""
         return not (
-            self.orphan_blobs or self.dangling_rows or self.gone_folders or self.unfinished_uploads or self.checksums_filled
+            self.orphan_blobs
+            or self.dangling_rows
+            or self.gone_folders
+            or self.unfinished_uploads
+            or self.checksums_filled
         )
 
 
@@ -121,7 +125,9 @@ def reconcile(
         report.checksums_filled.append(file_id)
         if not dry_run:
             files._fill_checksum(file_id, blob)
-        say(f"index row without a checksum: {client}/{path} (file_id {file_id}) - {'would compute' if dry_run else 'computed'}")
+        say(
+            f"index row without a checksum: {client}/{path} (file_id {file_id}) - {'would compute' if dry_run else 'computed'}"
+        )
 
     for name, upload_id, initiated in storage.iter_unfinished_uploads(""):
         if initiated > cutoff:

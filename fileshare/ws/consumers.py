@@ -412,7 +412,9 @@ class ConciergeConsumer(AsyncConsumer):
                 grace = conf.resume_grace()
                 session = {"token": token, "grace": int(grace) if grace.is_integer() else grace}
                 if isinstance(identity.resume, str):
-                    held = await sessions.resume(identity.name, sessions.digest(identity.resume), token_hash, instance_id)
+                    held = await sessions.resume(
+                        identity.name, sessions.digest(identity.resume), token_hash, instance_id
+                    )
                     if held is not None:
                         await self._resumed(held, session, started)
                         return
@@ -433,7 +435,12 @@ class ConciergeConsumer(AsyncConsumer):
             self._deadline.cancel()
         registry.local.add(self.client)
         info = self.client.info()
-        hello: JsonObject = {"type": "HELLO", "uuid": str(self.client.key), "version": conf.SERVER_VERSION, "client": info}
+        hello: JsonObject = {
+            "type": "HELLO",
+            "uuid": str(self.client.key),
+            "version": conf.SERVER_VERSION,
+            "client": info,
+        }
         if session is not None:
             resumed = session.pop("resumed", None)
             if resumed is not None:
@@ -492,7 +499,10 @@ class ConciergeConsumer(AsyncConsumer):
             payload = protocol.decode(text)
             handler = HANDLERS.get(payload["type"])
             if handler is None:
-                return {"type": "ERROR_UNSUPPORTED", "desc": f"unsupported payload type {protocol.quote(payload['type'])}"}
+                return {
+                    "type": "ERROR_UNSUPPORTED",
+                    "desc": f"unsupported payload type {protocol.quote(payload['type'])}",
+                }
             if payload["type"] != "MESSAGE" and self._socket_gone():
                 # The client closed after sending this: only its MESSAGEs still matter.
                 return dict(UNHEARD)
@@ -572,7 +582,9 @@ class ConciergeConsumer(AsyncConsumer):
         if self.closing:
             return
         self.closing = True
-        await self.send({"type": "websocket.close", "code": code, "reason": reason.encode()[:120].decode(errors="ignore")})
+        await self.send(
+            {"type": "websocket.close", "code": code, "reason": reason.encode()[:120].decode(errors="ignore")}
+        )
 
     async def send_payload(self, payload: JsonObject) -> None:
         """Send one frame; a reply over FILESHARE_MAX_FRAME_BYTES goes as BAD saying so."""
@@ -580,7 +592,9 @@ class ConciergeConsumer(AsyncConsumer):
         limit = conf.max_frame_bytes()
         if len(text) * 4 > limit and protocol.encoded_size(text) > limit:
             size = protocol.encoded_size(text)
-            logger.warning("a %s reply of %d bytes to %s is over the frame limit", payload.get("type"), size, self._who())
+            logger.warning(
+                "a %s reply of %d bytes to %s is over the frame limit", payload.get("type"), size, self._who()
+            )
             refusal: JsonObject = {
                 "type": "BAD",
                 "desc": f"the reply ({payload.get('type')}) would be {size} bytes, over the frame limit of {limit} bytes",

@@ -198,7 +198,9 @@ def _subscribe(client_id: int, name: str) -> tuple[bool, dict[str, Any], list[st
 def _check_subscription_caps(client_id: int, service: Service) -> None:
     joined, most = Subscription.objects.filter(client_id=client_id).count(), conf.max_subscriptions_per_client()
     if joined >= most:
-        raise LimitReached(f"this client has joined {joined} services, the most allowed (FILESHARE_MAX_SUBSCRIPTIONS_PER_CLIENT)")
+        raise LimitReached(
+            f"this client has joined {joined} services, the most allowed (FILESHARE_MAX_SUBSCRIPTIONS_PER_CLIENT)"
+        )
     subscribers, most = service.subscriptions.count(), conf.max_subscribers_per_service()
     if subscribers >= most:
         raise LimitReached(
@@ -217,9 +219,7 @@ def _unsubscribe(client_id: int, name: str) -> tuple[bool, dict[str, Any], list[
 
 def _subscriber_channels(service: Service) -> list[str]:
     return list(
-        service.subscriptions.filter(client__left_at__isnull=True).values_list(
-            "client__channel_name", flat=True
-        )
+        service.subscriptions.filter(client__left_at__isnull=True).values_list("client__channel_name", flat=True)
     )
 
 
@@ -285,9 +285,7 @@ async def service_create(session: Session, payload: JsonObject) -> JsonObject:
     name = field(payload, "service", str)
     nickname = protocol.text_field(payload, "nickname", conf.max_nickname_length())
     if not protocol.is_valid_name(name, conf.max_name_length()):
-        raise ProtocolError(
-            f"SERVICE_CREATE: service names are 1-{conf.max_name_length()} letters, digits or '_'"
-        )
+        raise ProtocolError(f"SERVICE_CREATE: service names are 1-{conf.max_name_length()} letters, digits or '_'")
     info = await db(_create_service)(session.client.pk, name, nickname)
     if info is None:
         existing = await registry.service(name)
@@ -329,7 +327,9 @@ def _all_services() -> list[dict[str, Any]]:
     return service_infos(Service.objects.all())
 
 
-async def paged(session: Session, envelope: JsonObject, key: str, items: list[Any], most: int | None = None) -> JsonObject:
+async def paged(
+    session: Session, envelope: JsonObject, key: str, items: list[Any], most: int | None = None
+) -> JsonObject:
     """Send all but the last page of a long reply now (``paging.pages``); return the last."""
     frames = paging.pages(envelope, key, items, conf.max_frame_bytes(), most)
     for frame in frames[:-1]:

@@ -76,7 +76,12 @@ def _frame(payload: JsonObject) -> dict[str, Any]:
                 f"the message would be {size} bytes with its origin, over the frame limit of {limit} bytes;"
                 " it was not delivered"
             )
-        logger.warning("a %s event of %d bytes is over the frame limit (%d); sent as EVENTS_MISSED", payload.get("type"), size, limit)
+        logger.warning(
+            "a %s event of %d bytes is over the frame limit (%d); sent as EVENTS_MISSED",
+            payload.get("type"),
+            size,
+            limit,
+        )
         text = encode(missed_payload(1))
     return {"type": FRAME, "text": text}
 
@@ -164,9 +169,7 @@ async def forget(info: JsonObject) -> None:
     layer = _layer()
     if isinstance(layer, InMemoryChannelLayer):
         return
-    await layer.group_send(
-        CLIENTS_GROUP, {"type": "fileshare.forget", "name": info["name"], "public_id": info["uuid"]}
-    )
+    await layer.group_send(CLIENTS_GROUP, {"type": "fileshare.forget", "name": info["name"], "public_id": info["uuid"]})
 
 
 async def kick(channel_name: str, code: int, reason: str) -> None:

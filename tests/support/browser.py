@@ -41,10 +41,7 @@ CHROMIUM_PATH = "/usr/bin/chromium"
 
 #: Chromium ``--host-resolver-rules`` value that lets only loopback through.
 #: Note ``::1`` without brackets: ``[::1]`` does not match.
-LOOPBACK_ONLY_RESOLVER_RULES = (
-    "MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE *.localhost"
-    " , EXCLUDE 127.* , EXCLUDE ::1"
-)
+LOOPBACK_ONLY_RESOLVER_RULES = "MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE *.localhost , EXCLUDE 127.* , EXCLUDE ::1"
 
 #: Extra switches on top of Playwright's own defaults (which already add
 #: ``--headless`` and, among others, ``--disable-extensions`` and
@@ -89,10 +86,7 @@ def chromium_missing_reason() -> str:
     if not (os.path.isfile(CHROMIUM_PATH) and os.access(CHROMIUM_PATH, os.X_OK)):
         found = shutil.which("chromium")
         extra = f" (found {found}, but tests use {CHROMIUM_PATH})" if found else ""
-        return (
-            f"Chromium not found at {CHROMIUM_PATH}{extra}; "
-            "run scripts/install-system-deps.sh as root"
-        )
+        return f"Chromium not found at {CHROMIUM_PATH}{extra}; run scripts/install-system-deps.sh as root"
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
@@ -126,9 +120,7 @@ def _refuse_running_event_loop() -> None:
 
 
 @contextlib.contextmanager
-def launch_browser(
-    *, extra_args: list[str] | None = None, timeout_ms: float = LAUNCH_TIMEOUT_MS
-) -> Iterator[Browser]:
+def launch_browser(*, extra_args: list[str] | None = None, timeout_ms: float = LAUNCH_TIMEOUT_MS) -> Iterator[Browser]:
     """Launch headless Debian Chromium with Playwright's sync API and yield the Browser.
 
     The browser and the Playwright driver are shut down on exit.  Do no ORM

@@ -66,7 +66,9 @@ def exchange(host: str, port: int, request: bytes, timeout: float = 10, upgrade:
     return parse_response(data)
 
 
-def request_bytes(method: str, target: bytes, host: str, headers: dict[str, str] | None = None, body: bytes = b"") -> bytes:
+def request_bytes(
+    method: str, target: bytes, host: str, headers: dict[str, str] | None = None, body: bytes = b""
+) -> bytes:
     """An HTTP/1.1 request with ``target`` exactly as given (``Connection: close``)."""
     lines = [method.encode() + b" " + target + b" HTTP/1.1", f"Host: {host}".encode()]
     for name, value in (headers or {}).items():

@@ -43,8 +43,19 @@ class PrivateRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
         log = open(self.directory / "redis.log", "ab")  # noqa: SIM115 (the child owns it)
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)],
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -58,7 +69,9 @@ class PrivateRedis:
                 return
             time.sleep(0.05)
         self.kill()
-        raise RuntimeError(f"redis-server on port {self.port} did not start:\n{(self.directory / 'redis.log').read_text()}")
+        raise RuntimeError(
+            f"redis-server on port {self.port} did not start:\n{(self.directory / 'redis.log').read_text()}"
+        )
 
     def _pong(self) -> bool:
         try:

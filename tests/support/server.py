@@ -44,7 +44,11 @@ def require(address: tuple[str, int], what: str) -> None:
 
 def base_env(data_dir: Path, **overrides: str) -> dict[str, str]:
     """Environment for a server: embedded defaults under ``data_dir``, then overrides."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FILESHARE_", "CONCIERGE_", "DATABASE_URL", "REDIS_URL", "AWS_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FILESHARE_", "CONCIERGE_", "DATABASE_URL", "REDIS_URL", "AWS_"))
+    }
     env.update(
         {
             "CONCIERGE_DATA_DIR": str(data_dir),
@@ -82,7 +86,17 @@ def new_postgres_database() -> str:
 def drop_postgres_database(url: str) -> None:
     name = url.rsplit("/", 1)[-1]
     subprocess.run(
-        ["psql", "-h", POSTGRES[0], "-U", "postgres", "-d", "test", "-qc", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
+        [
+            "psql",
+            "-h",
+            POSTGRES[0],
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-qc",
+            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+        ],
         capture_output=True,
     )
 

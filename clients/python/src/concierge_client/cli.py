@@ -113,40 +113,66 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> Parser:
     common = Parser(add_help=False)
-    common.add_argument("--url", default=os.environ.get("CONCIERGE_URL", DEFAULT_URL),
-                        help="the server's base URL, http(s)://host:port (default: $CONCIERGE_URL or %(default)s)")
-    common.add_argument("--secret", default=os.environ.get("CONCIERGE_SECRET"),
-                        help="the server's IDENTIFY secret, if it has one (default: $CONCIERGE_SECRET)")
+    common.add_argument(
+        "--url",
+        default=os.environ.get("CONCIERGE_URL", DEFAULT_URL),
+        help="the server's base URL, http(s)://host:port (default: $CONCIERGE_URL or %(default)s)",
+    )
+    common.add_argument(
+        "--secret",
+        default=os.environ.get("CONCIERGE_SECRET"),
+        help="the server's IDENTIFY secret, if it has one (default: $CONCIERGE_SECRET)",
+    )
     common.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a reply (default: 30)")
     common.add_argument("--verbose", "-v", action="store_true", help="log the client's warnings to stderr")
     bars = common.add_mutually_exclusive_group()
-    bars.add_argument("--progress", dest="progress", action="store_true", default=None,
-                      help="show progress bars on stderr even when it is not a terminal")
+    bars.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="show progress bars on stderr even when it is not a terminal",
+    )
     bars.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress bars")
     keyed = Parser(add_help=False)
-    keyed.add_argument("--key", default=os.environ.get("CONCIERGE_KEY"),
-                       help="use this live client's key for the file API instead of connecting a short-lived "
-                            "client (default: $CONCIERGE_KEY; see share --key-file)")
+    keyed.add_argument(
+        "--key",
+        default=os.environ.get("CONCIERGE_KEY"),
+        help="use this live client's key for the file API instead of connecting a short-lived "
+        "client (default: $CONCIERGE_KEY; see share --key-file)",
+    )
 
-    parser = Parser(prog="concierge", description="Talk to a concierge server: messages, services, files.",
-                    formatter_class=argparse.RawDescriptionHelpFormatter,
-                    epilog="exit codes:\n" + "\n".join(f"  {code:>3}  {what}" for code, what in EXIT_CODES.items()))
+    parser = Parser(
+        prog="concierge",
+        description="Talk to a concierge server: messages, services, files.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit codes:\n" + "\n".join(f"  {code:>3}  {what}" for code, what in EXIT_CODES.items()),
+    )
     parser.add_argument("--version", action="version", version=f"concierge-client {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
-    listen = commands.add_parser("listen", parents=[common], help="print events and messages until interrupted",
-                                 description="Connect and print every event and message as one line of JSON "
-                                             "(or readable with --pretty) until SIGINT or SIGTERM.")
+    listen = commands.add_parser(
+        "listen",
+        parents=[common],
+        help="print events and messages until interrupted",
+        description="Connect and print every event and message as one line of JSON "
+        "(or readable with --pretty) until SIGINT or SIGTERM.",
+    )
     listen.add_argument("--name", help="client name (default: a random cli_ name)")
     listen.add_argument("--nickname")
     listen.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
-    listen.add_argument("--subscribe", action="append", default=[], metavar="SERVICE",
-                        help="subscribe to this service (repeatable)")
+    listen.add_argument(
+        "--subscribe", action="append", default=[], metavar="SERVICE", help="subscribe to this service (repeatable)"
+    )
     listen.add_argument("--pretty", action="store_true", help="readable lines instead of JSON")
     listen.add_argument("--resume", action="store_true", help="ask for a resumable session")
 
-    send = commands.add_parser("send", parents=[common], help="send one message",
-                               description="Send DATA (JSON if it parses as JSON, else a string) and wait for OK.")
+    send = commands.add_parser(
+        "send",
+        parents=[common],
+        help="send one message",
+        description="Send DATA (JSON if it parses as JSON, else a string) and wait for OK.",
+    )
     target = send.add_mutually_exclusive_group(required=True)
     target.add_argument("--to", metavar="NAME", help="a client, by name")
     target.add_argument("--uuid", help="a client, by public id")
@@ -156,46 +182,78 @@ def build_parser() -> Parser:
     send.add_argument("--name", help="client name (default: a random cli_ name)")
     send.add_argument("data", metavar="DATA")
 
-    share = commands.add_parser("share", parents=[common], help="upload files and keep them available",
-                                description="Connect, upload each FILE into the client's folder, print one line per "
-                                            "file with its URL, and stay connected (the folder lives as long as the "
-                                            "connection) until SIGINT or SIGTERM, then close with code 1000.")
+    share = commands.add_parser(
+        "share",
+        parents=[common],
+        help="upload files and keep them available",
+        description="Connect, upload each FILE into the client's folder, print one line per "
+        "file with its URL, and stay connected (the folder lives as long as the "
+        "connection) until SIGINT or SIGTERM, then close with code 1000.",
+    )
     share.add_argument("files", nargs="+", metavar="FILE")
     share.add_argument("--name", help="client name, the folder's name (default: a random cli_ name)")
-    share.add_argument("--as", dest="as_path", metavar="PATH",
-                       help="the path in the folder (one FILE), or the folder to put them in (ending in /)")
-    share.add_argument("--key-file", type=Path, help="write the client's file-API key to this file (mode 0600), for "
-                                                     "rm --key")
-    share.add_argument("--chunk-size", type=int, default=16, metavar="MIB",
-                       help="resumable-upload chunk (MiB); larger files go by tus (default: 16)")
+    share.add_argument(
+        "--as",
+        dest="as_path",
+        metavar="PATH",
+        help="the path in the folder (one FILE), or the folder to put them in (ending in /)",
+    )
+    share.add_argument(
+        "--key-file", type=Path, help="write the client's file-API key to this file (mode 0600), for rm --key"
+    )
+    share.add_argument(
+        "--chunk-size",
+        type=int,
+        default=16,
+        metavar="MIB",
+        help="resumable-upload chunk (MiB); larger files go by tus (default: 16)",
+    )
 
-    get = commands.add_parser("get", parents=[common, keyed], help="download a file",
-                              description="Download CLIENT/PATH with a progress bar, continuing a partial FILE.part "
-                                          "left by an interrupted run, and verify its SHA-256; prints "
-                                          "'<file> <size> sha256:<hex>'.")
+    get = commands.add_parser(
+        "get",
+        parents=[common, keyed],
+        help="download a file",
+        description="Download CLIENT/PATH with a progress bar, continuing a partial FILE.part "
+        "left by an interrupted run, and verify its SHA-256; prints "
+        "'<file> <size> sha256:<hex>'.",
+    )
     get.add_argument("remote", metavar="CLIENT/PATH")
     get.add_argument("-o", "--output", type=Path, metavar="FILE", help="where to write (default: the base name)")
     get.add_argument("--restart", action="store_true", help="ignore a partial file and download from the start")
 
-    ls = commands.add_parser("ls", parents=[common, keyed], help="list folders and files",
-                             description="List the live clients' folders, or CLIENT[/FOLDER]: one line per entry, "
-                                         "'<type>\\t<size>\\t<name>' (size '-' for folders), or JSON with --json.")
+    ls = commands.add_parser(
+        "ls",
+        parents=[common, keyed],
+        help="list folders and files",
+        description="List the live clients' folders, or CLIENT[/FOLDER]: one line per entry, "
+        "'<type>\\t<size>\\t<name>' (size '-' for folders), or JSON with --json.",
+    )
     ls.add_argument("path", nargs="?", default="", metavar="CLIENT[/FOLDER]")
     ls.add_argument("--json", action="store_true", help="one JSON object per entry")
 
-    rm = commands.add_parser("rm", parents=[common, keyed], help="delete files",
-                             description="Delete CLIENT/PATH. Only the folder's owner may: give its key with --key "
-                                         "(share --key-file writes it).")
+    rm = commands.add_parser(
+        "rm",
+        parents=[common, keyed],
+        help="delete files",
+        description="Delete CLIENT/PATH. Only the folder's owner may: give its key with --key "
+        "(share --key-file writes it).",
+    )
     rm.add_argument("remotes", nargs="+", metavar="CLIENT/PATH")
 
-    services = commands.add_parser("services", parents=[common], help="list services",
-                                   description="One line per service: '<name>\\t<nickname>\\t<owner uuid>\\t"
-                                               "<subscribers>', or JSON with --json.")
+    services = commands.add_parser(
+        "services",
+        parents=[common],
+        help="list services",
+        description="One line per service: '<name>\\t<nickname>\\t<owner uuid>\\t<subscribers>', or JSON with --json.",
+    )
     services.add_argument("--json", action="store_true")
 
-    clients = commands.add_parser("clients", parents=[common], help="list connected clients",
-                                  description="One line per client: '<name>\\t<nickname>\\t<public uuid>\\t<tags>', "
-                                              "or JSON with --json.")
+    clients = commands.add_parser(
+        "clients",
+        parents=[common],
+        help="list connected clients",
+        description="One line per client: '<name>\\t<nickname>\\t<public uuid>\\t<tags>', or JSON with --json.",
+    )
     clients.add_argument("--json", action="store_true")
     return parser
 
@@ -207,14 +265,29 @@ def random_name() -> str:
     return f"cli_{uuid.uuid4().hex[:12]}"
 
 
-def make_client(args: argparse.Namespace, *, name: str | None = None, reconnect: bool = False,
-                resume: bool = False, nickname: str | None = None, tags: Sequence[str] = ()) -> ConciergeClient:
+def make_client(
+    args: argparse.Namespace,
+    *,
+    name: str | None = None,
+    reconnect: bool = False,
+    resume: bool = False,
+    nickname: str | None = None,
+    tags: Sequence[str] = (),
+) -> ConciergeClient:
     try:
         Endpoints.from_url(args.url)
     except ValueError as exc:
         raise Failure(str(exc), USAGE) from None
-    return ConciergeClient(args.url, name or random_name(), nickname=nickname, tags=tags, secret=args.secret,
-                           reconnect=reconnect, resume=resume, request_timeout=args.timeout)
+    return ConciergeClient(
+        args.url,
+        name or random_name(),
+        nickname=nickname,
+        tags=tags,
+        secret=args.secret,
+        reconnect=reconnect,
+        resume=resume,
+        request_timeout=args.timeout,
+    )
 
 
 def show_progress(args: argparse.Namespace) -> bool:
@@ -233,8 +306,17 @@ class Bar:
         if not self.enabled:
             return
         if self.bar is None:
-            self.bar = tqdm(total=total, initial=done, desc=self.label, unit="B", unit_scale=True,
-                            unit_divisor=1024, file=sys.stderr, leave=True, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=total,
+                initial=done,
+                desc=self.label,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                file=sys.stderr,
+                leave=True,
+                dynamic_ncols=True,
+            )
         elif total is not None and self.bar.total != total:
             self.bar.total = total
         self.bar.update(done - self.bar.n)
@@ -286,8 +368,14 @@ async def run_until_signalled(client: ConciergeClient, work: Coroutine[Any, Any,
 def event_json(event: Event) -> dict[str, Any]:
     if isinstance(event, Connected):
         hello = event.hello
-        return {"type": "connected", "client": hello.raw.get("client"), "reconnected": event.reconnected,
-                "resumed": event.resumed, "recovered": event.recovered, "missed": event.missed}
+        return {
+            "type": "connected",
+            "client": hello.raw.get("client"),
+            "reconnected": event.reconnected,
+            "resumed": event.resumed,
+            "recovered": event.recovered,
+            "missed": event.missed,
+        }
     if isinstance(event, Disconnected):
         return {"type": "disconnected", "code": event.code, "reason": event.reason, "retry_in": event.retry_in}
     raw: dict[str, Any] = getattr(event, "raw", {})
@@ -318,8 +406,9 @@ def event_text(event: Event) -> str:
 
 
 async def cmd_listen(args: argparse.Namespace) -> int:
-    client = make_client(args, name=args.name, reconnect=True, resume=args.resume, nickname=args.nickname,
-                         tags=args.tag)
+    client = make_client(
+        args, name=args.name, reconnect=True, resume=args.resume, nickname=args.nickname, tags=args.tag
+    )
     render = event_text if args.pretty else (lambda e: json.dumps(event_json(e)))
     client.on("*", lambda event: out(render(event)))
     await client.connect()
@@ -452,9 +541,19 @@ async def cmd_ls(args: argparse.Namespace) -> int:
         listing = await files.list(args.path)
     for entry in listing.entries:
         if args.json:
-            out(json.dumps({"path": entry.path, "type": entry.type, "size_bytes": entry.size_bytes,
-                            "permissions": entry.permissions, "file_id": entry.file_id,
-                            "content_type": entry.content_type, "modified": entry.modified}))
+            out(
+                json.dumps(
+                    {
+                        "path": entry.path,
+                        "type": entry.type,
+                        "size_bytes": entry.size_bytes,
+                        "permissions": entry.permissions,
+                        "file_id": entry.file_id,
+                        "content_type": entry.content_type,
+                        "modified": entry.modified,
+                    }
+                )
+            )
         else:
             size = "-" if entry.size_bytes is None else str(entry.size_bytes)
             out(f"{'dir' if entry.is_dir else 'file'}\t{size}\t{entry.path}{'/' if entry.is_dir else ''}")
@@ -477,8 +576,16 @@ async def cmd_services(args: argparse.Namespace) -> int:
         services = await client.fetch_services()
     for service in services:
         if args.json:
-            out(json.dumps({"name": service.name, "nickname": service.nickname, "owner_uuid": service.owner_uuid,
-                            "subscribers": list(service.subscribers)}))
+            out(
+                json.dumps(
+                    {
+                        "name": service.name,
+                        "nickname": service.nickname,
+                        "owner_uuid": service.owner_uuid,
+                        "subscribers": list(service.subscribers),
+                    }
+                )
+            )
         else:
             out(f"{service.name}\t{service.nickname or ''}\t{service.owner_uuid}\t{len(service.subscribers)}")
     return OK
@@ -497,8 +604,14 @@ async def cmd_clients(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
-    "listen": cmd_listen, "send": cmd_send, "share": cmd_share, "get": cmd_get, "ls": cmd_ls,
-    "rm": cmd_rm, "services": cmd_services, "clients": cmd_clients,
+    "listen": cmd_listen,
+    "send": cmd_send,
+    "share": cmd_share,
+    "get": cmd_get,
+    "ls": cmd_ls,
+    "rm": cmd_rm,
+    "services": cmd_services,
+    "clients": cmd_clients,
 }
 
 

@@ -242,8 +242,12 @@ class ConciergeClient:
 
     def _identify(self, first: bool) -> JsonObject:
         payload: JsonObject = {
-            "type": "IDENTIFY", "name": self.name, "nickname": self.nickname,
-            "version": self.version, "secret": self.secret, "tags": self.tags,
+            "type": "IDENTIFY",
+            "name": self.name,
+            "nickname": self.nickname,
+            "version": self.version,
+            "secret": self.secret,
+            "tags": self.tags,
         }
         if self.resume:
             session = None if first or self._hello is None else self._hello.session
@@ -371,15 +375,25 @@ class ConciergeClient:
             if not hello.resumed:
                 await self._restore()
             self._ready.set()
-            self._emit(Connected(hello, reconnected=True, resumed=hello.resumed,
-                                 recovered=hello.resumed and hello.recovered, missed=hello.missed))
+            self._emit(
+                Connected(
+                    hello,
+                    reconnected=True,
+                    resumed=hello.resumed,
+                    recovered=hello.resumed and hello.recovered,
+                    missed=hello.missed,
+                )
+            )
 
     async def _restore(self) -> None:
         """After a fresh (not resumed) session: create the services this client owned, subscribe again."""
         for service, nickname in list(self._owned.items()):
             try:
-                result = await self._service_result({"type": "SERVICE_CREATE", "service": service, "nickname": nickname},
-                                                    "SERVICE_CREATE_RESULT", wait=False)
+                result = await self._service_result(
+                    {"type": "SERVICE_CREATE", "service": service, "nickname": nickname},
+                    "SERVICE_CREATE_RESULT",
+                    wait=False,
+                )
                 if not result.successful:
                     log.warning("service %r was taken by another client while reconnecting", service)
                     del self._owned[service]
@@ -387,8 +401,9 @@ class ConciergeClient:
                 log.warning("could not create service %r again: %s", service, exc)
         for service in list(self._subscriptions):
             try:
-                await self._service_result({"type": "SELF_SUBSCRIBE", "service": service},
-                                           "SELF_SUBSCRIBE_RESULT", wait=False)
+                await self._service_result(
+                    {"type": "SELF_SUBSCRIBE", "service": service}, "SELF_SUBSCRIBE_RESULT", wait=False
+                )
             except InvalidService:  # not there (yet): subscribe when it is created again
                 self._subscriptions.pop(service, None)
                 self._awaiting[service] = None
@@ -460,7 +475,9 @@ class ConciergeClient:
         frames = await self._exchange(payload, timeout=timeout)
         return frames[-1]
 
-    async def _exchange(self, payload: JsonObject, *, timeout: float | None = None, wait: bool = True) -> list[JsonObject]:
+    async def _exchange(
+        self, payload: JsonObject, *, timeout: float | None = None, wait: bool = True
+    ) -> list[JsonObject]:
         limit = self.request_timeout if timeout is None else timeout
         if self._finished:
             raise NotConnected("the client is closed") from self._close_error
@@ -497,8 +514,9 @@ class ConciergeClient:
             raise error
         return frames
 
-    async def _expect(self, payload: JsonObject, reply_type: str, *, wait: bool = True,
-                      timeout: float | None = None) -> JsonObject:
+    async def _expect(
+        self, payload: JsonObject, reply_type: str, *, wait: bool = True, timeout: float | None = None
+    ) -> JsonObject:
         reply = (await self._exchange(payload, wait=wait, timeout=timeout))[-1]
         if reply.get("type") != reply_type:
             raise UnexpectedReply(f"{payload.get('type')} was answered with {reply.get('type')}, not {reply_type}")
@@ -581,7 +599,9 @@ class ConciergeClient:
 
     async def fetch_client(self, uuid: str) -> ClientDetails:
         """CLIENT_FETCH by public id (InvalidUuid when no such client)."""
-        return ClientDetails.from_json(await self._expect({"type": "CLIENT_FETCH", "uuid": uuid}, "CLIENT_FETCH_RESULT"))
+        return ClientDetails.from_json(
+            await self._expect({"type": "CLIENT_FETCH", "uuid": uuid}, "CLIENT_FETCH_RESULT")
+        )
 
     async def fetch_clients(self) -> list[ClientInfo]:
         """CLIENT_FETCH_ALL: every live client."""

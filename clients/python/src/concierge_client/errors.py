@@ -83,8 +83,14 @@ class FileNotFound(ReplyError):
 REPLY_ERRORS: dict[str, type[ReplyError]] = {
     cls.reply_type: cls
     for cls in (
-        BadRequest, InvalidName, InvalidUuid, InvalidService, ProtocolViolation,
-        Unsupported, InternalServerError, FileNotFound,
+        BadRequest,
+        InvalidName,
+        InvalidUuid,
+        InvalidService,
+        ProtocolViolation,
+        Unsupported,
+        InternalServerError,
+        FileNotFound,
     )
 }
 

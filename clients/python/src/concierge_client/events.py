@@ -40,7 +40,9 @@ class ServiceInfo:
     @classmethod
     def from_json(cls, data: JsonObject) -> ServiceInfo:
         return cls(
-            str(data["name"]), data.get("nickname"), str(data.get("owner_uuid", "")),
+            str(data["name"]),
+            data.get("nickname"),
+            str(data.get("owner_uuid", "")),
             tuple(data.get("subscribers") or ()),
         )
 
@@ -224,8 +226,16 @@ def parse_event(payload: JsonObject) -> Event:
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
-        Message, ClientJoined, ClientLeft, ServiceClientSubscribed, ServiceClientUnsubscribed,
-        ServiceCreated, ServiceDeleted, ServerNotice, Connected, Disconnected,
+        Message,
+        ClientJoined,
+        ClientLeft,
+        ServiceClientSubscribed,
+        ServiceClientUnsubscribed,
+        ServiceCreated,
+        ServiceDeleted,
+        ServerNotice,
+        Connected,
+        Disconnected,
     )
 }
 

@@ -213,13 +213,25 @@ class FileApi:
         return Uploaded(str(body.get("path", target)), int(body.get("size", size)), sha256, url, body.get("file_id"))
 
     async def _upload_tus(
-        self, source: Path, target: str, size: int, progress: Progress | None, chunk_size: int,
-        url_store: UrlStore | None, content_type: str | None,
+        self,
+        source: Path,
+        target: str,
+        size: int,
+        progress: Progress | None,
+        chunk_size: int,
+        url_store: UrlStore | None,
+        content_type: str | None,
     ) -> Uploaded:
         store = url_store if url_store is not None else UrlStore()
         upload = TusUpload(
-            self.http, self.endpoints.tus_folder(self.owner), self.key, source, target,
-            chunk_size=chunk_size, store=store, content_type=content_type,
+            self.http,
+            self.endpoints.tus_folder(self.owner),
+            self.key,
+            source,
+            target,
+            chunk_size=chunk_size,
+            store=store,
+            content_type=content_type,
         )
         sha256 = await upload.run(progress)
         url = self.url(target)
@@ -318,8 +330,16 @@ class FileApi:
                 raise TransferAborted(f"the download of {remote} stopped at byte {done} of {total}")
         return await self._finish(part, meta, target, expected, done, start, digest.hexdigest())
 
-    async def _finish(self, part: Path, meta: Path, target: Path, expected: str | None, size: int,
-                      resumed_from: int, actual: str | None) -> Downloaded:
+    async def _finish(
+        self,
+        part: Path,
+        meta: Path,
+        target: Path,
+        expected: str | None,
+        size: int,
+        resumed_from: int,
+        actual: str | None,
+    ) -> Downloaded:
         announced = expected.strip('"') if expected is not None else None
         if announced is not None and not _HEX64.fullmatch(announced):
             announced = None

@@ -184,12 +184,24 @@ class SyncConciergeClient:
     def file_delete(self, path: str) -> str:
         return self._run(self._client.file_delete(path))
 
-    def upload(self, source: str | os.PathLike[str], path: str | None = None, *,
-               progress: Progress | None = None, **options: Any) -> Uploaded:
+    def upload(
+        self,
+        source: str | os.PathLike[str],
+        path: str | None = None,
+        *,
+        progress: Progress | None = None,
+        **options: Any,
+    ) -> Uploaded:
         return self._run(self._client.files.upload(source, path, progress=progress, **options))
 
-    def download(self, remote: str, dest: str | os.PathLike[str] | None = None, *,
-                 progress: Progress | None = None, resume: bool = True) -> Downloaded:
+    def download(
+        self,
+        remote: str,
+        dest: str | os.PathLike[str] | None = None,
+        *,
+        progress: Progress | None = None,
+        resume: bool = True,
+    ) -> Downloaded:
         return self._run(self._client.files.download(remote, dest, progress=progress, resume=resume))
 
     def list(self, path: str = "") -> FileListing:
