@@ -2,6 +2,8 @@
 
 Values are read at call time, never at import, so ``override_settings`` works in
 tests. Each function documents its default; the README's settings table repeats them.
+
+Why this module is long: one small function per setting, each with its default and documentation (the one place settings are read).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ boundaries need: ``http_status`` and ``error`` for the file API (mapped to a JSO
 body in ``fileshare.fileapi.http``), ``close_code`` for the websocket handshake and
 ``payload_type`` for a reply on an open socket (both mapped in
 ``fileshare.ws.consumers``). The message of the exception is the human detail.
+
+Why this module is long: every refusal the concierge makes is a class here, with its HTTP status and close code: one table, kept in one place on purpose.
 """
 
 from __future__ import annotations

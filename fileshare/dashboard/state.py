@@ -9,6 +9,8 @@ the page, the JSON or a log.
 Clients are paged and filtered in the database, so a page costs the same with
 ten clients or ten thousand. A delta carries only what changed: the rows of the
 clients, files and services named by the events, plus the totals.
+
+Why this module is long: the dashboard's queries, paging, filters and per-event deltas for three tables belong together; split by table they would repeat the paging and filter code.
 """
 
 from __future__ import annotations

@@ -25,6 +25,8 @@ that only it sets (so no client can reach them):
 * **Downloads** (``SEND_FILE``): a whole-file GET puts the open blob in the extension's
   dict and answers with the headers and no body; the server sends the bytes itself, in
   large blocks read in a worker thread, woken when the socket drains.
+
+Why this module is long: the three ways a file's bytes skip the application (nginx's adopted uploads, spooled bodies, server-sent downloads) share the blob and linking helpers.
 """
 
 from __future__ import annotations

@@ -38,6 +38,8 @@ again. So each process remembers the groups its own channels joined, keeps a mar
 key in Redis (``<prefix>alive:<process>``, renewed every ``WATCH_EVERY`` seconds), and
 when the marker is gone re-adds every membership it holds, logging one line with the
 counts (``check_memberships``).
+
+Why this module is long: channels_redis' layer with its send, receive, group and recovery paths replaced; they share the batching outbox and the pump.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ of this process (``fileshare.presence.instance``) until it completes. While it w
 (if it still has one) carries ``left_at``, which every retry renews: a row whose
 ``left_at`` has not been renewed for ``FILESHARE_LEAVE_RETRY_SECONDS`` has lost its
 retrier (its process died) and any process's sweeper finishes it (``claim_stale``).
+
+Why this module is long: the leave sequence in the protocol's order, its batching (Departures), folder sweeping and retries of failed leaves: the steps share Departure's state.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 This is where the socket side crosses into the (synchronous) ORM. Callers in
 async code await these functions and never touch the models directly. Lookups
 raise the protocol's exceptions so that callers only have to let them bubble.
+
+Why this module is long: the registry's async API, its batching writer and the database thread it runs on are one unit: splitting them would expose the thread's internals.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ frame. Binary frames do not count toward ``seq``. The service is the seed's
 The protobuf wire format is written by hand here (a few varint, fixed32 and
 length-delimited fields) so that the server needs no protobuf runtime; the tests
 check it against Pigweed's own client and generated modules.
+
+Why this module is long: the pw_rpc packet codec (a hand-written protobuf subset, no generated code) and the FileSystem service that uses it; the codec is shared by pw_transfer.
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ holds up nothing else on the socket.
   again up to ``FILESHARE_TRANSFER_RETRIES`` times, then the transfer ends with
   DEADLINE_EXCEEDED and frees its file. A cancelled stream or a closed socket ends
   its transfers at once; a write then stores nothing.
+
+Why this module is long: the pw_transfer state machines for both protocol versions, reads and writes, with windowing and retransmission: one protocol, one module.
 """
 
 from __future__ import annotations

@@ -30,6 +30,8 @@
 * Autobahn pretty-prints its options for a debug line on every websocket
   connection, debug logging on or off; the text is now made only if the line is
   written (FormattedWhenLogged).
+
+Why this module is long: the run command's server (flow control, spooled bodies, server-sent files, frames written at once) is one FlowControlServer and the protocol classes it builds; the parts call each other.
 """
 
 from __future__ import annotations

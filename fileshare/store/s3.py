@@ -18,6 +18,8 @@ otherwise buffer whole files or walk them one request at a time:
 
 botocore errors are translated here, as django-storages does in ``_open``: a
 missing object is ``FileNotFoundError``, anything else is re-raised unchanged.
+
+Why this module is long: django-storages' S3Storage with streamed multipart uploads, a shared session and listing; each piece depends on the others' state.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ chunk again; if the process dies its lease lapses and the claim with it.
 
 The sync ``_`` functions do database and storage work and run in worker threads;
 the async functions are the API for the views.
+
+Why this module is long: tus 1.0's upload lifecycle (create, append, assemble, expire) over the database and storage, each step with its race handling.
 """
 
 from __future__ import annotations

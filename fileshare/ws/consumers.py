@@ -5,6 +5,8 @@ HandshakeError before HELLO closes the socket with its close code; after HELLO a
 FileshareError becomes its reply payload and the socket stays open; anything
 unexpected is logged and becomes ERROR_INTERNAL (or close 4000 during the
 handshake). No traceback reaches a client.
+
+Why this module is long: the websocket boundary: handshake, resume, seq, dispatch, reply ordering and every close code; the one place exceptions become close codes or error payloads.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Each handler takes the session and the decoded payload and returns the reply
 (without ``seq``; the consumer adds it), or raises a FileshareError whose payload
 becomes the reply. Handlers never close the socket.
+
+Why this module is long: one function per payload type of the protocol (the dispatch table); each is short.
 """
 
 from __future__ import annotations
