@@ -6,6 +6,7 @@ else (consumer, registry, channel layer, database) is real, in-process.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 
@@ -72,5 +73,10 @@ async def test_a_consumer_that_breaks_after_hello_closes_its_socket_with_4000_an
 
     closed = await communicator.receive_output(timeout=5)
     assert closed == {"type": "websocket.close", "code": 4000, "reason": "internal error"}
+    # The socket is closed first, then the leave runs (in a task of its own): wait for it.
+    for _ in range(100):
+        if not await LiveClient.objects.filter(name="broken").aexists():
+            break
+        await asyncio.sleep(0.05)
     assert not await LiveClient.objects.filter(name="broken").aexists()
     await communicator.wait(timeout=5)
