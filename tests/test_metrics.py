@@ -126,7 +126,7 @@ async def test_a_scripted_session_moves_each_counter_by_exactly_its_share(spawn:
     assert moved("concierge_handshakes_total", outcome="hello") == 2
     assert moved("concierge_handshake_seconds_count") == 2
     assert moved("concierge_clients_connected") == 1  # alice still there when scraped
-    assert moved("concierge_messages_relayed_total", target="NAME") == 2
+    assert moved("concierge_messages_relayed_total", target="NAME") == 1  # the refused one is not relayed
     assert moved("concierge_messages_refused_total", reply="INVALID_NAME") == 1
     assert moved("concierge_disconnects_total", code="1000") == 1
     assert moved("concierge_leaves_total") == 1

@@ -33,6 +33,16 @@ async def test_the_recipe_sums_every_process_and_admits_only_allowed_addresses(t
     )
     try:
         client = await connect(recipe.ws_url, name)
+        # A scripted session across both processes (nginx spreads the sockets): a message,
+        # a refused one, and a leave.
+        other = await connect(recipe.ws_url, name + "_b")
+        sent = await client.request({"type": "MESSAGE", "target": {"type": "NAME", "name": other.name}, "data": 1})
+        assert sent["type"] == "OK"
+        await other.expect("MESSAGE")
+        refused_message = await client.request({"type": "MESSAGE", "target": {"type": "NAME", "name": "nobody"}})
+        assert refused_message["type"] == "INVALID_NAME"
+        await other.close()
+        await client.expect(lambda p: p["type"] == "CLIENT_LEFT" and p["client"]["name"] == other.name, timeout=30)
         async with httpx.AsyncClient(base_url=recipe.url) as http:
             for index in range(8):  # nginx spreads them over both processes
                 put = await http.put(f"/fs/{name}/{index}.bin", content=b"x", headers={"Authorization": client.key})
@@ -52,6 +62,16 @@ async def test_the_recipe_sums_every_process_and_admits_only_allowed_addresses(t
         ("concierge_http_requests_total", (("method", "PUT"), ("route", "fileshare:file"), ("status", "201")))
     ]
     assert puts == 8
+
+    def total(metric: str, **labels: str) -> float:
+        return values.get((metric, tuple(sorted(labels.items()))), 0.0)
+
+    assert total("concierge_handshakes_total", outcome="hello") == 2
+    assert total("concierge_messages_relayed_total", target="NAME") == 1
+    assert total("concierge_messages_refused_total", reply="INVALID_NAME") == 1
+    assert total("concierge_disconnects_total", code="1000") == 1
+    assert total("concierge_leaves_total") == 1
+    assert total("concierge_uploaded_bytes_total") == 8
     served = {pid for (metric, labels) in values if metric == "concierge_clients_connected" for key, pid in labels}
     assert served == {str(app.pid) for app in recipe.apps}  # one gauge per live process
     assert refused.status_code == 403

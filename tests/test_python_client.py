@@ -278,7 +278,7 @@ async def test_reconnects_after_the_server_restarts_and_restores_services_and_su
 ) -> None:
     first = spawn(FILESHARE_LEASE_SECONDS="2")
     owner = ConciergeClient(first.url, f"{name}_owner", backoff=Backoff(0.1, 1.0))
-    member = ConciergeClient(first.url, f"{name}_member", backoff=Backoff(0.1, 1.0), resume=True)
+    member = ConciergeClient(first.url, f"{name}_member", backoff=Backoff(0.1, 1.0))
     await owner.connect()
     await member.connect()
     service = f"{name}_room"
@@ -293,7 +293,7 @@ async def test_reconnects_after_the_server_restarts_and_restores_services_and_su
     second = await asyncio.to_thread(restart_on_same_port, first)
     try:
         reconnected = await next_event(stream, Connected, timeout=60)
-        assert reconnected.reconnected and not reconnected.resumed  # this server offers no sessions
+        assert reconnected.reconnected and not reconnected.resumed  # it asked for no resumable session
         async with asyncio.timeout(60):
             while not owner.connected:
                 await asyncio.sleep(0.1)
@@ -337,23 +337,29 @@ async def test_a_terminal_code_on_reconnect_stops_retrying(spawn: Spawn, name: s
         second.stop()
 
 
-async def test_resume_against_a_server_without_sessions_reconnects_plainly(spawn: Spawn, name: str) -> None:
+async def test_resume_continues_the_session_on_the_real_server_after_it_is_killed_and_restarted(
+    spawn: Spawn, name: str
+) -> None:
+    # The server holds a killed process's resumable sessions for its successor (docs/sessions.md):
+    # same key and public id, the folder kept; recovered is false (frames may have been lost).
     first = spawn(FILESHARE_LEASE_SECONDS="2")
     client = ConciergeClient(first.url, name, backoff=Backoff(0.1, 1.0), resume=True)
     hello = await client.connect()
-    assert hello.session is None  # the server ignores "resume": true
+    assert hello.session is not None and hello.session.grace > 0
+    key, public_id = client.key, client.info.uuid
     stream = client.events()
     second = await asyncio.to_thread(restart_on_same_port, first)
     try:
         event = await next_event(stream, Connected, timeout=60)
-        assert event.reconnected and not event.resumed and not event.recovered
+        assert event.reconnected and event.resumed and not event.recovered
+        assert client.key == key and client.info.uuid == public_id
     finally:
         await client.close()
         second.stop()
 
 
 async def test_resume_sends_the_token_and_reports_the_recovery(tmp_path: Path) -> None:
-    """Resumable sessions are not offered by this server yet: a minimal stand-in server speaks them."""
+    """A stand-in server says what the real one cannot be made to on demand: frames missed, then recovered."""
     seen: list[dict[str, Any]] = []
 
     async def handler(ws: websockets.ServerConnection) -> None:

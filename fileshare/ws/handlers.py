@@ -145,10 +145,15 @@ TARGET_TYPES = frozenset({"NAME", "UUID", "SERVICE", "SERVICE_CLIENT_UUID", "ALL
 
 @handles("MESSAGE")
 async def message(session: Session, payload: JsonObject) -> JsonObject | Later:
+    reply = await _message(session, payload)
+    # Counted once accepted for delivery: a target refused (INVALID_*, BAD) raised above.
+    metrics.RELAYED.labels(payload["target"]["type"]).inc()
+    return reply
+
+
+async def _message(session: Session, payload: JsonObject) -> JsonObject | Later:
     target = field(payload, "target", dict)
     kind = field(target, "type", str)
-    if kind in TARGET_TYPES:
-        metrics.RELAYED.labels(kind).inc()
     origin: dict[str, Any] = session.client.info()
     out: JsonObject = {"type": "MESSAGE", "target": target, "data": payload.get("data"), "origin": origin}
     if kind == "NAME":

@@ -50,7 +50,7 @@ describe("against the server", { skip: NEEDS_CONTROL }, () => {
   test("after a server restart the clients reconnect, identify again, re-create their services and re-subscribe", async () => {
     // A slow restart must not use up the time allowed for the old names to be swept.
     const patient = { nameHeldRetryMs: 120_000 };
-    const owner = await connected({ ...patient, resume: true }); // a server without resumable sessions ignores the request
+    const owner = await connected(patient);
     const member = await connected(patient);
     const service = uniqueName("svc");
     await owner.createService(service, "restored");
