@@ -102,7 +102,7 @@ class DecodeError(ValueError):
     """The bytes are not a valid protobuf message of the expected shape."""
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
     out = bytearray()
     while True:
         low = value & 0x7F
@@ -115,15 +115,15 @@ def _varint(value: int) -> bytes:
 
 
 def _key(number: int, wire_type: int) -> bytes:
-    return _varint(number << 3 | wire_type)
+    return varint(number << 3 | wire_type)
 
 
 def _uint_field(number: int, value: int) -> bytes:
-    return _key(number, _VARINT) + _varint(value)
+    return _key(number, _VARINT) + varint(value)
 
 
 def _bytes_field(number: int, value: bytes) -> bytes:
-    return _key(number, _LENGTH) + _varint(len(value)) + value
+    return _key(number, _LENGTH) + varint(len(value)) + value
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:

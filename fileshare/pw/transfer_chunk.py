@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from fileshare.pw.pw_rpc import DecodeError, fields
+from fileshare.pw.pw_rpc import DecodeError, fields, varint
 
 UINT32_MAX = 0xFFFF_FFFF
 
@@ -127,19 +127,7 @@ class Chunk:
                 continue
             if value == 0 and name in ("transfer_id", "offset", "window_end_offset", "initial_offset"):
                 continue
-            out += _varint(number << 3) + _varint(int(value))
+            out += varint(number << 3) + varint(int(value))
         if self.data:
-            out += _varint(6 << 3 | 2) + _varint(len(self.data)) + self.data
+            out += varint(6 << 3 | 2) + varint(len(self.data)) + self.data
         return bytes(out)
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        low = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
